@@ -1,0 +1,87 @@
+# CIFAR-10-LT for the hybrid networks (METHOD.md sections 1, 4 and 6).
+#
+# Training set: the standard CIFAR-LT subset of the CIFAR-10 training set
+# (exponential profile, IF 100, seed 0: 12,406 images), served as pairs of a
+# uniformly sampled image in two views (feature branch) and a class-balanced
+# image in one view (classifier branch). The imbalance factor is one key:
+#     train_dataloader.dataset.dataset.imbalance_factor
+# Test set: the balanced CIFAR-10 test set, judged by LongTailAccuracy.
+#
+# mmpretrain's CIFAR10 reads the python batches (downloaded when online) and
+# gives RGB uint8 images; cifar10lt_folder.py swaps in an image-folder copy.
+dataset_type = 'CIFAR10'
+num_classes = 10
+data_preprocessor = dict(
+    type='HybridDataPreprocessor',
+    num_classes=num_classes,
+    # RGB normalisation of mmpretrain's CIFAR-10 configs (= the
+    # (0.4914, 0.4822, 0.4465) / (0.2023, 0.1994, 0.2010) of the
+    # long-tail code bases, times 255)
+    mean=[125.307, 122.961, 113.8575],
+    std=[51.5865, 50.847, 51.255],
+    # the images are RGB already
+    to_rgb=False)
+
+# The paper's CIFAR augmentation, the same for both branches: random crop 32
+# with 4-pixel zero padding, horizontal flip, random grayscale p=0.2
+# (ITU-R 601 luma weights, in the images' RGB order, kept as 3 channels).
+cifar_augment = [
+    dict(type='RandomCrop', crop_size=32, padding=4),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(
+        type='RandomGrayscale',
+        prob=0.2,
+        keep_channels=True,
+        channel_weights=(0.299, 0.587, 0.114)),
+]
+# Feature branch: two augmented views of the uniform image.
+feat_pipeline = [
+    dict(type='MultiView', num_views=2, transforms=[cifar_augment]),
+    dict(type='PackInputs'),
+]
+# Classifier branch: one augmented view of the class-balanced image (also the
+# training pipeline of the plain-CE baseline).
+cls_pipeline = cifar_augment + [dict(type='PackInputs')]
+test_pipeline = [dict(type='PackInputs')]
+
+# The paper's batch: 512 per branch on one GPU (each step sees 3 x 512 images).
+train_dataloader = dict(
+    batch_size=512,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='ClassBalancedPairSampler', shuffle=True),
+    dataset=dict(
+        type='HybridPairDataset',
+        pipeline=feat_pipeline,
+        balanced_pipeline=cls_pipeline,
+        dataset=dict(
+            type='LongTailedDataset',
+            imbalance_factor=100,
+            profile='exp',
+            seed=0,
+            # The wrapped set only reads images (no augmentation, no
+            # packing): HybridPairDataset applies the pipelines above.
+            dataset=dict(
+                type=dataset_type,
+                data_root='data/cifar10',
+                split='train',
+                pipeline=[]))),
+)
+
+val_dataloader = dict(
+    batch_size=128,
+    num_workers=2,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root='data/cifar10',
+        split='test',
+        test_mode=True,
+        pipeline=test_pipeline),
+)
+# Per-class training counts are filled in from the training set by
+# ClassCountsHook (set class_counts=[...] here to give them explicitly).
+val_evaluator = dict(type='LongTailAccuracy', topk=(1, ))
+
+test_dataloader = val_dataloader
+test_evaluator = val_evaluator

@@ -1,0 +1,105 @@
+# ImageNet-LT (Liu et al. 2019) for the hybrid networks: 115.8k training
+# images of the 1000 ImageNet classes (1280 ... 5 per class), tested on the
+# balanced 50k-image test list (50 per class). The set is long-tailed already:
+# the lists are read as they are (LongTailedDataset with profile='none' only
+# exposes the per-class counts for the metric and the sampler).
+#
+# Expected layout (the list files of the Decoupling / OLTR releases, lines
+# "<path relative to data_root> <label>"):
+#     data/imagenet/train/n01440764/n01440764_10026.JPEG ...
+#     data/imagenet/val/...
+#     data/imagenet/meta/ImageNet_LT_train.txt, ImageNet_LT_test.txt
+#
+# Images are decoded BGR (mmcv); the preprocessor flips them to RGB before
+# normalising with the ImageNet RGB mean / std, and the grayscale weights are
+# given in BGR order, as in mmpretrain's own configs.
+dataset_type = 'CustomDataset'
+data_root = 'data/imagenet'
+num_classes = 1000
+data_preprocessor = dict(
+    type='HybridDataPreprocessor',
+    num_classes=num_classes,
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    to_rgb=True)
+
+# Feature branch: two views with the supervised-contrastive augmentation
+# (crop, flip, colour jitter p=0.8, grayscale p=0.2) (open: the paper does
+# not list its large-scale augmentation). No hue jitter: mmcv 2.2's
+# adjust_hue overflows under numpy 2 for negative hue factors
+# (np.uint8(-x) raises OverflowError).
+feat_augment = [
+    dict(type='RandomResizedCrop', scale=224, backend='pillow'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(
+        type='RandomApply',
+        transforms=[
+            dict(
+                type='ColorJitter',
+                brightness=0.4,
+                contrast=0.4,
+                saturation=0.4,
+                hue=0.)
+        ],
+        prob=0.8),
+    dict(
+        type='RandomGrayscale',
+        prob=0.2,
+        keep_channels=True,
+        channel_weights=(0.114, 0.587, 0.299)),
+]
+feat_pipeline = [
+    dict(type='MultiView', num_views=2, transforms=[feat_augment]),
+    dict(type='PackInputs'),
+]
+# Classifier branch (and plain-CE training): the standard ImageNet crop + flip.
+cls_pipeline = [
+    dict(type='RandomResizedCrop', scale=224, backend='pillow'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=256, edge='short', backend='pillow'),
+    dict(type='CenterCrop', crop_size=224),
+    dict(type='PackInputs'),
+]
+
+train_dataloader = dict(
+    batch_size=64,
+    num_workers=8,
+    sampler=dict(type='ClassBalancedPairSampler', shuffle=True),
+    dataset=dict(
+        type='HybridPairDataset',
+        pipeline=feat_pipeline,
+        balanced_pipeline=cls_pipeline,
+        dataset=dict(
+            type='LongTailedDataset',
+            profile='none',
+            # The wrapped set only loads images; HybridPairDataset applies
+            # the pipelines above.
+            dataset=dict(
+                type=dataset_type,
+                data_root=data_root,
+                ann_file='meta/ImageNet_LT_train.txt',
+                data_prefix='',
+                pipeline=[dict(type='LoadImageFromFile')]))),
+)
+
+val_dataloader = dict(
+    batch_size=64,
+    num_workers=8,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='meta/ImageNet_LT_test.txt',
+        data_prefix='',
+        test_mode=True,
+        pipeline=test_pipeline),
+)
+# Per-class training counts come from the training set (ClassCountsHook).
+val_evaluator = dict(type='LongTailAccuracy', topk=(1, 5))
+
+test_dataloader = val_dataloader
+test_evaluator = val_evaluator

@@ -1,0 +1,12 @@
+_base_ = [
+    './_base_/datasets/cifar100lt.py',
+    './_base_/models/ce_r32.py',
+    './_base_/schedules/cifar_lt_200e.py',
+    './_base_/default_runtime.py',
+]
+
+# Plain cross-entropy: instance-balanced (uniformly shuffled) single views of
+# the same long-tailed set, no class-balanced branch.
+train_dataloader = dict(
+    sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True),
+    dataset=dict(pipeline={{_base_.cls_pipeline}}))

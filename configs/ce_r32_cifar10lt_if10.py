@@ -1,0 +1,3 @@
+_base_ = ['./ce_r32_cifar10lt.py']
+
+train_dataloader = dict(dataset=dict(dataset=dict(imbalance_factor=10)))

@@ -1,0 +1,3 @@
+_base_ = ['./hybrid_psc_r32_cifar100lt.py']
+
+train_dataloader = dict(dataset=dict(dataset=dict(imbalance_factor=10)))

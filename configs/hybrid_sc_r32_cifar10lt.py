@@ -1,0 +1,8 @@
+_base_ = [
+    './_base_/datasets/cifar10lt.py',
+    './_base_/models/hybrid_sc_r32.py',
+    './_base_/schedules/cifar_lt_200e.py',
+    './_base_/default_runtime.py',
+]
+
+model = dict(head=dict(num_classes=10))

@@ -1,0 +1,6 @@
+_base_ = [
+    './_base_/datasets/imagenetlt.py',
+    './_base_/models/hybrid_sc_r50.py',
+    './_base_/schedules/imagenet_lt_100e.py',
+    './_base_/default_runtime.py',
+]

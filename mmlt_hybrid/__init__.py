@@ -1,0 +1,11 @@
+"""Contrastive-learning hybrid networks for long-tailed classification.
+
+Importing this package registers every component in mmpretrain's registries,
+so configs only need ``default_scope = 'mmpretrain'`` and
+``custom_imports = dict(imports=['mmlt_hybrid'], allow_failed_imports=False)``.
+"""
+from . import compat  # noqa: F401  (stack fixes, applied on import)
+from . import datasets, engine, evaluation, models  # noqa: F401
+from .version import __version__
+
+__all__ = ['__version__']

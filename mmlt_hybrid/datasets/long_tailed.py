@@ -1,0 +1,308 @@
+"""A dataset wrapper that subsamples a dataset into a long-tailed one.
+
+The default settings reproduce the CIFAR-LT protocol of Cao et al. (2019),
+which every later long-tail paper uses: class ``i`` (natural label order,
+``i = 0 .. C-1``) keeps ``n_i = int(n_max * IF ** (-i / (C - 1)))`` images,
+and within each class the kept images are the first ``n_i`` of the class's
+indices after shuffling them with numpy's legacy RNG seeded 0, one class after
+the other in label order.
+"""
+import copy
+import logging
+from numbers import Number
+from typing import List, Sequence, Union
+
+import numpy as np
+from mmengine.dataset import BaseDataset
+from mmengine.dataset.base_dataset import force_full_init
+from mmengine.logging import print_log
+
+from mmpretrain.registry import DATASETS
+
+PROFILES = ('exp', 'step', 'none')
+
+
+def _check_imbalance_factor(imbalance_factor) -> float:
+    """Return ``imbalance_factor`` as a float, or raise a clear error."""
+    if (isinstance(imbalance_factor, bool)
+            or not isinstance(imbalance_factor, Number)
+            or not np.isfinite(imbalance_factor) or imbalance_factor < 1):
+        raise ValueError('imbalance_factor must be a finite number >= 1 (the '
+                         'ratio of the largest to the smallest class), got '
+                         f'{imbalance_factor!r}')
+    return float(imbalance_factor)
+
+
+def _check_profile(profile) -> str:
+    """Return ``profile`` if it is known, or raise a clear error."""
+    if profile not in PROFILES:
+        raise ValueError(f'profile must be one of {PROFILES}, got {profile!r}')
+    return profile
+
+
+def long_tailed_counts(n_max: int,
+                       num_classes: int,
+                       imbalance_factor: float,
+                       profile: str = 'exp') -> List[int]:
+    """Target number of images per class of a long-tailed subset.
+
+    Args:
+        n_max (int): Images of the most frequent class (class 0); 5000 for
+            CIFAR-10 and 500 for CIFAR-100 in the standard protocol.
+        num_classes (int): Number of classes ``C``.
+        imbalance_factor (float): ``IF = n_max / n_min``, at least 1.
+        profile (str): ``'exp'``: ``n_i = int(n_max * IF ** (-i / (C - 1)))``
+            (computed as Cao et al. do, ``n_max * (1 / IF) ** (i / (C - 1))``);
+            ``'step'``: the first ``C // 2`` classes keep ``n_max``, the
+            others ``int(n_max / IF)``; ``'none'``: every class ``n_max``.
+
+    Returns:
+        list[int]: The count of every class, in label order.
+    """
+    imbalance_factor = _check_imbalance_factor(imbalance_factor)
+    profile = _check_profile(profile)
+    if isinstance(n_max, bool) or not isinstance(n_max, (int, np.integer)) \
+            or n_max < 1:
+        raise ValueError(f'n_max must be a positive int, got {n_max!r}')
+    if isinstance(num_classes, bool) \
+            or not isinstance(num_classes, (int, np.integer)) \
+            or num_classes < 1:
+        raise ValueError(
+            f'num_classes must be a positive int, got {num_classes!r}')
+    ratio = 1.0 / imbalance_factor
+    if profile == 'exp':
+        if num_classes == 1:
+            return [int(n_max)]
+        return [
+            int(n_max * ratio**(i / (num_classes - 1.0)))
+            for i in range(num_classes)
+        ]
+    if profile == 'step':
+        head = num_classes // 2
+        return [int(n_max)] * head + [int(n_max * ratio)] * (
+            num_classes - head)
+    return [int(n_max)] * num_classes
+
+
+def labels_of(dataset) -> np.ndarray:
+    """The single label of every sample of a classification dataset.
+
+    Uses ``get_gt_labels()`` when the dataset has it (mmpretrain datasets),
+    otherwise ``get_cat_ids(idx)`` for every index.
+
+    Args:
+        dataset: A fully initialised dataset.
+
+    Returns:
+        np.ndarray: int64 labels, one per sample.
+    """
+    if hasattr(dataset, 'get_gt_labels'):
+        labels = np.asarray(dataset.get_gt_labels())
+        if labels.ndim == 1 and len(labels) == len(dataset):
+            return labels.astype(np.int64)
+    labels = np.empty(len(dataset), dtype=np.int64)
+    for idx in range(len(dataset)):
+        cat_ids = list(dataset.get_cat_ids(idx))
+        if len(cat_ids) != 1:
+            raise ValueError(
+                'a long-tailed classification set needs exactly one label '
+                f'per image, but sample {idx} has labels {cat_ids}')
+        labels[idx] = int(cat_ids[0])
+    return labels
+
+
+@DATASETS.register_module()
+class LongTailedDataset:
+    """A long-tailed subset of a (balanced) classification dataset.
+
+    With the defaults it selects exactly the images of the standard CIFAR-LT
+    protocol (Cao et al., 2019): class ``i`` keeps
+    ``n_i = int(n_max * IF ** (-i / (C - 1)))`` images, ``n_max`` being the
+    largest class of the wrapped set (5000 / 500 for the balanced CIFAR-10 /
+    CIFAR-100 training sets). Within each class the kept images are the first
+    ``n_i`` of the class's indices (in their original order) after shuffling
+    with ``np.random.RandomState(seed)`` -- the same stream as
+    ``np.random.seed(seed)`` -- one class after the other in label order. The
+    wrapper keeps the selection in that order (class by class, shuffled order
+    within a class), like the reference implementation.
+
+    Samples come from the wrapped dataset, through its own pipeline.
+    Like mmengine's dataset wrappers it supports ``lazy_init``.
+
+    Args:
+        dataset (BaseDataset | dict): The dataset to subsample, or its config.
+            Each sample must have exactly one label.
+        imbalance_factor (float): ``IF = n_max / n_min``, at least 1.
+            Defaults to 100.
+        profile (str): ``'exp'`` (the CIFAR-LT formula above), ``'step'``
+            (the first ``C // 2`` classes keep ``n_max`` images, the others
+            ``int(n_max / IF)``) or ``'none'`` (keep every image; ``IF`` is
+            ignored). Defaults to ``'exp'``.
+        seed (int): Seed of the legacy numpy RNG that picks the images of a
+            class. Defaults to 0.
+        lazy_init (bool): Whether to defer the selection until
+            :meth:`full_init`. Defaults to False.
+    """
+
+    def __init__(self,
+                 dataset: Union[BaseDataset, dict],
+                 imbalance_factor: float = 100.,
+                 profile: str = 'exp',
+                 seed: int = 0,
+                 lazy_init: bool = False) -> None:
+        self.imbalance_factor = _check_imbalance_factor(imbalance_factor)
+        self.profile = _check_profile(profile)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
+                or not 0 <= seed < 2**32:
+            raise ValueError('seed must be an int in [0, 2**32) (a numpy '
+                             f'legacy RNG seed), got {seed!r}')
+        self.seed = int(seed)
+        if isinstance(dataset, dict):
+            self.dataset = DATASETS.build(dataset)
+        elif hasattr(dataset, '__getitem__') and hasattr(dataset, '__len__'):
+            self.dataset = dataset
+        else:
+            raise TypeError('dataset must be a dataset config (dict) or a '
+                            f'dataset instance, got {type(dataset)}')
+        self._metainfo = getattr(self.dataset, 'metainfo', {})
+
+        self._fully_initialized = False
+        if not lazy_init:
+            self.full_init()
+
+    @property
+    def metainfo(self) -> dict:
+        """dict: The meta information of the wrapped dataset (a copy)."""
+        return copy.deepcopy(self._metainfo)
+
+    def _class_name(self, label: int) -> str:
+        classes = self._metainfo.get('classes', None)
+        if classes is not None and label < len(classes):
+            return f'class {label} ({classes[label]!r})'
+        return f'class {label}'
+
+    def full_init(self) -> None:
+        """Initialise the wrapped dataset and select the long-tailed subset."""
+        if self._fully_initialized:
+            return
+        if hasattr(self.dataset, 'full_init'):
+            self.dataset.full_init()
+        labels = labels_of(self.dataset)
+
+        classes = self._metainfo.get('classes', None)
+        if classes is not None and len(classes) > 0:
+            num_classes = len(classes)
+        else:
+            num_classes = int(labels.max()) + 1 if len(labels) else 0
+        if num_classes == 0:
+            raise ValueError('the wrapped dataset has no images')
+        if labels.min() < 0 or labels.max() >= num_classes:
+            raise ValueError(
+                f'labels must lie in [0, {num_classes}) (the dataset has '
+                f'{num_classes} classes), got labels from {labels.min()} to '
+                f'{labels.max()}')
+
+        # Indices of every class in their original order.
+        per_class = [np.flatnonzero(labels == c) for c in range(num_classes)]
+        sizes = [len(idx) for idx in per_class]
+        for c, size in enumerate(sizes):
+            if size == 0:
+                raise ValueError(
+                    f'{self._class_name(c)} has no images in the wrapped '
+                    'dataset; every class needs at least one')
+
+        if self.profile == 'none':
+            selected = per_class
+        else:
+            targets = long_tailed_counts(
+                max(sizes), num_classes, self.imbalance_factor, self.profile)
+            rng = np.random.RandomState(self.seed)
+            selected = []
+            for c, (idx, target) in enumerate(zip(per_class, targets)):
+                if sizes[c] < target:
+                    raise ValueError(
+                        f'{self._class_name(c)} has {sizes[c]} images, fewer '
+                        f'than its target count {target} '
+                        f"(profile='{self.profile}', imbalance_factor="
+                        f'{self.imbalance_factor:g}, n_max={max(sizes)})')
+                if target == 0:
+                    raise ValueError(
+                        f'{self._class_name(c)} would keep 0 images '
+                        f"(profile='{self.profile}', imbalance_factor="
+                        f'{self.imbalance_factor:g}, n_max={max(sizes)}); '
+                        'lower imbalance_factor')
+                shuffled = idx.copy()
+                rng.shuffle(shuffled)
+                selected.append(shuffled[:target])
+
+        self.indices = np.concatenate(selected).astype(np.int64)
+        self.labels = labels[self.indices]
+        self._class_counts = [len(s) for s in selected]
+        self._fully_initialized = True
+        print_log(
+            f'LongTailedDataset: kept {len(self.indices)} of {len(labels)} '
+            f"images (profile='{self.profile}', imbalance_factor="
+            f'{self.imbalance_factor:g}, seed={self.seed}); per class: '
+            f'{self._class_counts}',
+            logger='current',
+            level=logging.DEBUG)
+
+    @property
+    @force_full_init
+    def class_counts(self) -> List[int]:
+        """list[int]: Number of kept images of every class, label order."""
+        return list(self._class_counts)
+
+    @force_full_init
+    def get_ori_index(self, idx: int) -> int:
+        """Index in the wrapped dataset of the ``idx``-th kept sample."""
+        return int(self.indices[idx])
+
+    @force_full_init
+    def get_cat_ids(self, idx: int) -> List[int]:
+        """Label of the ``idx``-th kept sample, as a one-element list."""
+        return [int(self.labels[idx])]
+
+    @force_full_init
+    def get_gt_labels(self) -> np.ndarray:
+        """np.ndarray: Labels of all kept samples."""
+        return self.labels.copy()
+
+    @force_full_init
+    def get_data_info(self, idx: int) -> dict:
+        """Annotation (data info) of the ``idx``-th kept sample."""
+        return self.dataset.get_data_info(self.get_ori_index(idx))
+
+    @force_full_init
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, idx: int):
+        if not self._fully_initialized:
+            print_log(
+                'Please call `full_init` method manually to accelerate '
+                'the speed.',
+                logger='current',
+                level=logging.WARNING)
+            self.full_init()
+        return self.dataset[self.get_ori_index(idx)]
+
+    def get_subset_(self, indices: Union[Sequence[int], int]) -> None:
+        """Not supported: subsample the wrapped dataset instead."""
+        raise NotImplementedError(
+            '`LongTailedDataset` does not support `get_subset_`; set '
+            '`indices` on the wrapped dataset instead.')
+
+    def get_subset(self, indices: Union[Sequence[int], int]) -> None:
+        """Not supported: subsample the wrapped dataset instead."""
+        raise NotImplementedError(
+            '`LongTailedDataset` does not support `get_subset`; set '
+            '`indices` on the wrapped dataset instead.')
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(profile={self.profile!r}, '
+                f'imbalance_factor={self.imbalance_factor:g}, '
+                f'seed={self.seed}, dataset={type(self.dataset).__name__})')
+
+
+__all__ = ['LongTailedDataset', 'long_tailed_counts', 'labels_of', 'PROFILES']

@@ -1,0 +1,111 @@
+"""A sampler of (uniform, class-balanced) index pairs for hybrid training."""
+from typing import Iterator, Optional, Sized, Tuple
+
+import numpy as np
+import torch
+from mmengine.dataset import DefaultSampler
+
+from mmpretrain.registry import DATA_SAMPLERS
+from .long_tailed import labels_of
+
+
+@DATA_SAMPLERS.register_module()
+class ClassBalancedPairSampler(DefaultSampler):
+    """Yields ``(i, j)``: a uniform index and a class-balanced index.
+
+    ``i`` runs exactly as mmengine's :class:`~mmengine.dataset.DefaultSampler`
+    (this class subclasses it): shuffled by ``seed + epoch``, padded when
+    ``round_up`` and sharded by rank, so every rank sees its own part of one
+    common permutation of the (long-tailed) dataset per epoch.
+
+    ``j`` is drawn independently for every ``i``: a class uniformly among the
+    classes that have images, then an image of that class uniformly, with
+    replacement. The draws come from a ``torch.Generator`` seeded from
+    ``(seed, epoch, rank)``, so:
+
+    - they are the same for the same seed and epoch (a resumed run, whose
+      epoch the runner restores and passes to :meth:`set_epoch` through
+      ``DistSamplerSeedHook``, draws what the uninterrupted run drew);
+    - each rank draws different balanced samples, and every epoch new ones.
+
+    The sampler runs in the main process, so it works with any
+    ``num_workers``. Use it with :class:`HybridPairDataset`.
+
+    Args:
+        dataset (Sized): The dataset; it must give one label per sample
+            through ``get_gt_labels()`` or ``get_cat_ids(idx)``.
+        shuffle (bool): Whether to shuffle the uniform indices.
+            Defaults to True.
+        seed (int, optional): Random seed, identical on all ranks. None
+            takes a seed synchronised across ranks (``sync_random_seed``).
+            Defaults to None.
+        round_up (bool): Whether to pad the uniform indices so that every rank
+            gets the same number. Defaults to True.
+    """
+
+    def __init__(self,
+                 dataset: Sized,
+                 shuffle: bool = True,
+                 seed: Optional[int] = None,
+                 round_up: bool = True) -> None:
+        if seed is not None and (isinstance(seed, bool)
+                                 or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f'seed must be an int or None, got {seed!r}')
+        super().__init__(
+            dataset, shuffle=shuffle, seed=seed, round_up=round_up)
+        labels = labels_of(dataset)
+        if len(labels) == 0:
+            raise ValueError('ClassBalancedPairSampler got an empty dataset')
+        if labels.min() < 0:
+            raise ValueError(f'labels must be >= 0, got {labels.min()}')
+        # Indices grouped by class: the images of class c are
+        # by_class[offsets[c]:offsets[c] + counts[c]].
+        counts = np.bincount(labels)
+        present = np.flatnonzero(counts)
+        self._by_class = torch.from_numpy(
+            np.argsort(labels, kind='stable').astype(np.int64))
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self._class_offsets = torch.from_numpy(offsets[present].astype(
+            np.int64))
+        self._class_sizes = torch.from_numpy(counts[present].astype(np.int64))
+        self.balanced_classes = present.tolist()
+
+    def _generator(self) -> torch.Generator:
+        """A generator seeded from (seed, epoch, rank)."""
+        entropy = [
+            int(self.seed) % 2**64,
+            int(self.epoch) % 2**64,
+            int(self.rank)
+        ]
+        state = np.random.SeedSequence(entropy).generate_state(
+            2, dtype=np.uint32)
+        g = torch.Generator()
+        g.manual_seed(int(state[0]) << 32 | int(state[1]))
+        return g
+
+    def balanced_indices(self, num: int) -> torch.Tensor:
+        """Draw ``num`` class-balanced indices for the current seed, epoch
+        and rank.
+
+        Args:
+            num (int): How many indices to draw.
+
+        Returns:
+            torch.Tensor: int64 indices into the dataset.
+        """
+        g = self._generator()
+        cls = torch.randint(
+            len(self._class_sizes), (num, ), generator=g, dtype=torch.int64)
+        u = torch.rand(num, generator=g, dtype=torch.float64)
+        sizes = self._class_sizes[cls]
+        pos = torch.minimum((u * sizes).long(), sizes - 1)
+        return self._by_class[self._class_offsets[cls] + pos]
+
+    def __iter__(self) -> Iterator[Tuple[int, int]]:
+        """Iterate the ``(uniform, balanced)`` index pairs of this rank."""
+        uniform = list(super().__iter__())
+        balanced = self.balanced_indices(len(uniform)).tolist()
+        return iter(list(zip(uniform, balanced)))
+
+
+__all__ = ['ClassBalancedPairSampler']

@@ -1,0 +1,3 @@
+"""Registered components; each module below registers on import."""
+from .hybrid_transition_hook import HybridTransitionHook  # noqa: F401
+from .class_counts_hook import ClassCountsHook  # noqa: F401

@@ -1,0 +1,113 @@
+"""Give LongTailAccuracy the per-class counts of the training set."""
+import copy
+from typing import List, Optional
+
+import numpy as np
+from mmengine.hooks import Hook
+from mmengine.runner import BaseLoop
+
+from mmpretrain.registry import DATASETS, HOOKS
+from ...datasets.long_tailed import labels_of
+from ...evaluation.metrics.long_tail_accuracy import LongTailAccuracy
+
+
+def class_counts_of_dataset(dataset) -> List[int]:
+    """Training images per class of a dataset, label order.
+
+    Uses the dataset's ``class_counts`` (LongTailedDataset,
+    HybridPairDataset) when it has one, else counts its labels.
+
+    Args:
+        dataset: A built dataset.
+
+    Returns:
+        list[int]: The count of every class.
+    """
+    if hasattr(dataset, 'full_init'):
+        dataset.full_init()
+    counts = getattr(dataset, 'class_counts', None)
+    if counts is not None:
+        return [int(c) for c in counts]
+    labels = labels_of(dataset)
+    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes', None)
+    minlength = len(classes) if classes else 0
+    return np.bincount(labels, minlength=minlength).tolist()
+
+
+@HOOKS.register_module()
+class ClassCountsHook(Hook):
+    """Fill ``class_counts`` of every :class:`LongTailAccuracy` that has none.
+
+    Before running, validating and testing, every ``LongTailAccuracy`` of
+    the validation and test evaluators whose ``class_counts`` is None gets
+    the per-class image counts of the training dataset: the runner's
+    training dataloader's dataset when it is built (training), else a dataset
+    built from ``cfg.train_dataloader.dataset`` (``tools/test.py``; it is
+    only read for its counts). Counts given in the metric config are kept.
+
+    Raises:
+        ValueError: If a metric needs counts and no training dataset is
+            configured.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self) -> None:
+        self._counts: Optional[List[int]] = None
+
+    @staticmethod
+    def _metrics_without_counts(evaluator) -> List[LongTailAccuracy]:
+        metrics = getattr(evaluator, 'metrics', None) or []
+        return [
+            m for m in metrics
+            if isinstance(m, LongTailAccuracy) and m.class_counts is None
+        ]
+
+    def _train_counts(self, runner) -> List[int]:
+        if self._counts is not None:
+            return self._counts
+        train_loop = getattr(runner, '_train_loop', None)
+        if isinstance(train_loop, BaseLoop):
+            dataset = train_loop.dataloader.dataset
+        else:
+            cfg = getattr(runner, 'cfg', None) or {}
+            loader_cfg = cfg.get('train_dataloader', None)
+            dataset_cfg = (loader_cfg or {}).get('dataset', None)
+            if dataset_cfg is None:
+                raise ValueError(
+                    'ClassCountsHook: LongTailAccuracy has class_counts=None '
+                    'and no training dataset is configured '
+                    '(train_dataloader.dataset); set class_counts=[...] '
+                    '(training images per class) in the LongTailAccuracy '
+                    'config')
+            dataset = DATASETS.build(copy.deepcopy(dataset_cfg))
+        self._counts = class_counts_of_dataset(dataset)
+        return self._counts
+
+    def _fill(self, runner, evaluators) -> None:
+        for evaluator in evaluators:
+            metrics = self._metrics_without_counts(evaluator)
+            if metrics:
+                counts = self._train_counts(runner)
+                for metric in metrics:
+                    metric.class_counts = counts
+
+    def before_run(self, runner) -> None:
+        """Fill the counts of the evaluators of the loops already built."""
+        evaluators = []
+        for name in ('_val_loop', '_test_loop'):
+            loop = getattr(runner, name, None)
+            if isinstance(loop, BaseLoop):
+                evaluators.append(getattr(loop, 'evaluator', None))
+        self._fill(runner, evaluators)
+
+    def before_val(self, runner) -> None:
+        """Fill the counts of the validation evaluator."""
+        self._fill(runner, [runner.val_evaluator])
+
+    def before_test(self, runner) -> None:
+        """Fill the counts of the test evaluator."""
+        self._fill(runner, [runner.test_evaluator])
+
+
+__all__ = ['ClassCountsHook', 'class_counts_of_dataset']

@@ -1,0 +1,118 @@
+"""All-gather across processes that carries gradients back to every rank.
+
+``torch.distributed.all_gather`` returns tensors that are cut from the
+autograd graph, so the loss terms that a rank computes on other ranks'
+embeddings would send no gradient to the ranks that produced them. The
+gather below is an autograd function whose backward sums the incoming
+gradients over all ranks (every rank's loss may depend on every rank's
+embeddings) and hands each rank the slice of its own rows. Ranks may hold
+different numbers of rows.
+"""
+from typing import List, Tuple
+
+import torch
+import torch.distributed as dist
+
+
+def is_distributed() -> bool:
+    """Whether a process group with more than one process is running."""
+    return (dist.is_available() and dist.is_initialized()
+            and dist.get_world_size() > 1)
+
+
+def _gather_sizes(tensor: torch.Tensor) -> List[int]:
+    """Number of rows (dim 0) of ``tensor`` on every rank, in rank order."""
+    world_size = dist.get_world_size()
+    size = torch.tensor([tensor.shape[0]], dtype=torch.long,
+                        device=tensor.device)
+    sizes = [torch.zeros_like(size) for _ in range(world_size)]
+    dist.all_gather(sizes, size)
+    return [int(s.item()) for s in sizes]
+
+
+def _gather_padded(tensor: torch.Tensor, sizes: List[int]) -> torch.Tensor:
+    """Concatenate ``tensor`` from all ranks along dim 0 (no gradient)."""
+    max_size = max(sizes)
+    if tensor.shape[0] < max_size:
+        padding = tensor.new_zeros((max_size - tensor.shape[0], ) +
+                                   tuple(tensor.shape[1:]))
+        padded = torch.cat([tensor, padding], dim=0)
+    else:
+        padded = tensor.contiguous()
+    buffers = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(buffers, padded)
+    return torch.cat([buf[:n] for buf, n in zip(buffers, sizes)], dim=0)
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """Autograd function behind :func:`all_gather_with_grad`."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor, sizes: Tuple[int, ...]):
+        """Gather the rows of every rank; remember this rank's slice."""
+        rank = dist.get_rank()
+        ctx.start = sum(sizes[:rank])
+        ctx.stop = ctx.start + sizes[rank]
+        return _gather_padded(tensor, list(sizes))
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        """Sum the gradients of all ranks; return this rank's rows."""
+        grad = grad_output.contiguous().clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad[ctx.start:ctx.stop], None
+
+
+def all_gather_with_grad(tensor: torch.Tensor) -> Tuple[torch.Tensor, int]:
+    """Concatenate ``tensor`` from all ranks along dim 0, with gradient.
+
+    The backward pass all-reduces (sums) the gradient of the gathered tensor
+    over the ranks and returns each rank the rows it contributed, so that the
+    gradient of ``sum over ranks of loss_r`` reaches every input. Without a
+    process group (or with one process) the input is returned unchanged.
+
+    Args:
+        tensor: Local rows, shape (n_local, ...). The number of rows may
+            differ between ranks; the other dimensions must agree.
+
+    Returns:
+        tuple: The gathered tensor of shape (sum of n_local, ...) in rank
+        order, and the index of this rank's first row in it.
+    """
+    if not is_distributed():
+        return tensor, 0
+    sizes = tuple(_gather_sizes(tensor))
+    offset = sum(sizes[:dist.get_rank()])
+    return _GatherWithGrad.apply(tensor, sizes), offset
+
+
+def all_gather_no_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``tensor`` from all ranks along dim 0, without gradient.
+
+    Args:
+        tensor: Local rows, shape (n_local, ...); the row count may differ
+            between ranks.
+
+    Returns:
+        The gathered tensor in rank order (the input itself when not
+        distributed).
+    """
+    if not is_distributed():
+        return tensor
+    with torch.no_grad():
+        return _gather_padded(tensor, _gather_sizes(tensor))
+
+
+def all_reduce_sum_no_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum ``tensor`` over the ranks (a detached copy; the input is kept).
+
+    Args:
+        tensor: Any tensor of the same shape on every rank.
+
+    Returns:
+        The sum over ranks (the detached input when not distributed).
+    """
+    result = tensor.detach().clone()
+    if is_distributed():
+        dist.all_reduce(result, op=dist.ReduceOp.SUM)
+    return result

@@ -1,0 +1,11 @@
+"""Helpers shared by tools/train.py and tools/test.py."""
+from .cpu_dist import (distributed_env_from_launcher, init_dist_without_cuda,
+                       shutdown_dist, use_cpu_model_wrapper)
+from .tool_cfg import (add_class_counts_hook, enable_amp,
+                       make_optim_wrapper_cpu_compatible, require_file)
+
+__all__ = [
+    'distributed_env_from_launcher', 'init_dist_without_cuda',
+    'shutdown_dist', 'use_cpu_model_wrapper', 'add_class_counts_hook',
+    'enable_amp', 'make_optim_wrapper_cpu_compatible', 'require_file'
+]

@@ -1,0 +1,155 @@
+"""Config edits made by tools/train.py and tools/test.py."""
+import logging
+import os.path as osp
+from typing import Any, Iterable
+
+from mmengine.config import Config
+from mmengine.device import get_device
+from mmengine.logging import print_log
+
+_AMP_WRAPPERS = ('OptimWrapper', 'AmpOptimWrapper', 'CpuAmpOptimWrapper')
+# Keys of mmengine's AmpOptimWrapper that CpuAmpOptimWrapper does not take.
+_GPU_AMP_ONLY_KEYS = ('loss_scale', 'dtype', 'use_fsdp')
+
+
+def require_file(path: str, what: str) -> None:
+    """Raise a clear error when a local input file is missing.
+
+    Args:
+        path (str): The path given on the command line or in the config.
+        what (str): What the file is, for the message (e.g. ``'config'``).
+
+    Raises:
+        FileNotFoundError: If ``path`` is not an existing file. Remote paths
+            (``scheme://...``) are not checked.
+    """
+    if '://' in str(path):
+        return
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{what} file not found: {path!r} '
+                                f'(absolute: {osp.abspath(path)!r})')
+
+
+def _wrapper_type_name(optim_wrapper: dict) -> str:
+    wrapper_type = optim_wrapper.get('type', 'OptimWrapper')
+    return wrapper_type if isinstance(wrapper_type, str) else getattr(
+        wrapper_type, '__name__', str(wrapper_type))
+
+
+def enable_amp(cfg: Config, device: str = None) -> None:
+    """Switch the optimizer wrapper to mixed precision for the device.
+
+    On CUDA (or another accelerator mmengine supports) the wrapper becomes
+    mmengine's ``AmpOptimWrapper`` with ``loss_scale='dynamic'`` unless the
+    config sets one (float16 autocast, dynamic loss scaling). On the CPU it
+    becomes ``CpuAmpOptimWrapper`` (bfloat16 autocast, no loss scaling).
+
+    Args:
+        cfg (Config): The run's config, changed in place.
+        device (str, optional): ``'cpu'``, ``'cuda'``... Defaults to
+            mmengine's ``get_device()``.
+
+    Raises:
+        ValueError: If ``optim_wrapper.type`` is a wrapper that cannot be
+            switched (only OptimWrapper, AmpOptimWrapper and
+            CpuAmpOptimWrapper can).
+    """
+    device = get_device() if device is None else device
+    optim_wrapper = cfg.optim_wrapper
+    name = _wrapper_type_name(optim_wrapper)
+    if name not in _AMP_WRAPPERS:
+        raise ValueError(
+            f'--amp: optim_wrapper.type={name!r} cannot be switched to mixed '
+            f'precision; allowed types are {_AMP_WRAPPERS}.')
+    if device == 'cpu':
+        optim_wrapper.type = 'CpuAmpOptimWrapper'
+        make_optim_wrapper_cpu_compatible(cfg)
+    else:
+        if name == 'CpuAmpOptimWrapper':
+            optim_wrapper.pop('dtype', None)
+        optim_wrapper.type = 'AmpOptimWrapper'
+        optim_wrapper.setdefault('loss_scale', 'dynamic')
+    print_log(
+        f'--amp: mixed precision on {device} with {optim_wrapper.type}.',
+        logger='current')
+
+
+def make_optim_wrapper_cpu_compatible(cfg: Config) -> None:
+    """Replace mmengine's GPU-only ``AmpOptimWrapper`` for a CPU run.
+
+    ``AmpOptimWrapper`` asserts that a GPU is present. On the CPU it is
+    replaced by ``CpuAmpOptimWrapper`` and its GPU-only keys (``loss_scale``,
+    ``dtype``, ``use_fsdp``) are dropped, with a log message. Other wrappers
+    are left alone.
+
+    Args:
+        cfg (Config): The run's config, changed in place.
+    """
+    optim_wrapper = cfg.get('optim_wrapper')
+    if optim_wrapper is None:
+        return
+    name = _wrapper_type_name(optim_wrapper)
+    if name not in ('AmpOptimWrapper', 'CpuAmpOptimWrapper'):
+        return
+    dropped = {
+        key: optim_wrapper.pop(key)
+        for key in _GPU_AMP_ONLY_KEYS if key in optim_wrapper
+        and not (key == 'dtype' and optim_wrapper[key] == 'bfloat16')
+    }
+    optim_wrapper.type = 'CpuAmpOptimWrapper'
+    if name == 'AmpOptimWrapper' or dropped:
+        print_log(
+            'No CUDA device: mixed precision runs as CPU bfloat16 autocast '
+            f'(CpuAmpOptimWrapper) instead of {name}'
+            + (f'; ignoring {dropped}' if dropped else '') + '.',
+            logger='current',
+            level=logging.WARNING)
+
+
+def _types_in(evaluator: Any) -> Iterable[str]:
+    """Yield the metric type names of an evaluator config."""
+    if evaluator is None:
+        return
+    if isinstance(evaluator, (list, tuple)):
+        for item in evaluator:
+            yield from _types_in(item)
+        return
+    if isinstance(evaluator, dict):
+        if 'metrics' in evaluator:
+            yield from _types_in(evaluator['metrics'])
+        if 'type' in evaluator:
+            metric_type = evaluator['type']
+            name = metric_type if isinstance(metric_type, str) else getattr(
+                metric_type, '__name__', '')
+            yield name.split('.')[-1]
+
+
+def add_class_counts_hook(cfg: Config) -> bool:
+    """Add ``ClassCountsHook`` when a ``LongTailAccuracy`` needs it.
+
+    ``LongTailAccuracy`` splits classes into many/medium/few-shot by their
+    training-set counts; ``ClassCountsHook`` fills those in from the training
+    dataset. When ``val_evaluator`` or ``test_evaluator`` contains a
+    ``LongTailAccuracy`` and ``custom_hooks`` has no ``ClassCountsHook``,
+    ``dict(type='ClassCountsHook')`` is appended to ``custom_hooks``.
+
+    Args:
+        cfg (Config): The run's config, changed in place.
+
+    Returns:
+        bool: Whether the hook was added.
+    """
+    metric_types = set(_types_in(cfg.get('val_evaluator'))) | set(
+        _types_in(cfg.get('test_evaluator')))
+    if 'LongTailAccuracy' not in metric_types:
+        return False
+    hooks = list(cfg.get('custom_hooks') or [])
+    for hook in hooks:
+        hook_type = hook.get('type') if isinstance(hook, dict) else hook
+        name = hook_type if isinstance(hook_type, str) else getattr(
+            hook_type, '__name__', type(hook_type).__name__)
+        if name.split('.')[-1] == 'ClassCountsHook':
+            return False
+    hooks.append(dict(type='ClassCountsHook'))
+    cfg.custom_hooks = hooks
+    return True

@@ -1,0 +1,3 @@
+"""Version of the mmlt_hybrid package."""
+
+__version__ = '0.1.0'

@@ -1,0 +1,111 @@
+"""Shared fixtures: tiny generated image folders shaped like CIFAR copies.
+
+The images are 32x32 RGB PNGs laid out as ``<root>/{train,test}/<class>/NNNNN.png``
+(the layout of ../shared/data/cifar10). Each class has its own mean colour plus
+noise, so a model can learn something from a handful of steps.
+"""
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_CIFAR10 = REPO_ROOT.parent / 'shared' / 'data' / 'cifar10'
+
+
+def make_image_folder(root: Path,
+                      train_counts: Sequence[int],
+                      test_per_class: int,
+                      size: int = 32,
+                      seed: int = 0) -> Path:
+    """Write a generated image-folder dataset and return its root.
+
+    Args:
+        root: Folder to create.
+        train_counts: Number of training images per class; its length is the
+            number of classes. Classes are named ``class_000``, ``class_001``...
+        test_per_class: Number of test images per class.
+        size: Image side in pixels.
+        seed: Seed of the generator.
+
+    Returns:
+        The root folder.
+    """
+    rng = np.random.default_rng(seed)
+    num_classes = len(train_counts)
+    colours = rng.integers(0, 256, size=(num_classes, 3))
+    for split, counts in (('train', train_counts),
+                          ('test', [test_per_class] * num_classes)):
+        index = 0
+        for label, count in enumerate(counts):
+            folder = root / split / f'class_{label:03d}'
+            folder.mkdir(parents=True, exist_ok=True)
+            for _ in range(count):
+                noise = rng.normal(0, 40, size=(size, size, 3))
+                pixels = np.clip(colours[label] + noise, 0, 255)
+                Image.fromarray(pixels.astype(np.uint8)).save(
+                    folder / f'{index:05d}.png')
+                index += 1
+    return root
+
+
+@pytest.fixture(scope='session')
+def tiny_folder(tmp_path_factory) -> Path:
+    """10 classes, 24 training and 4 test images each (CIFAR-10 shaped)."""
+    return make_image_folder(
+        tmp_path_factory.mktemp('tiny10'), [24] * 10, test_per_class=4)
+
+
+@pytest.fixture(scope='session')
+def tiny_folder_100(tmp_path_factory) -> Path:
+    """100 classes, 6 training and 1 test image each (CIFAR-100 shaped)."""
+    return make_image_folder(
+        tmp_path_factory.mktemp('tiny100'), [6] * 100, test_per_class=1)
+
+
+def _toy_label_dataset_factory():
+    """Build the factory behind the ``toy_label_dataset`` fixture."""
+    from mmpretrain.datasets import BaseDataset
+
+    class ToyLabelDataset(BaseDataset):
+        """In-memory labelled dataset; image k is filled with k % 256."""
+
+        def __init__(self, labels, num_classes=None, image_size=None,
+                     **kwargs):
+            self._labels = [int(x) for x in labels]
+            self._image_size = image_size
+            if num_classes is None:
+                num_classes = max(self._labels) + 1
+            kwargs.setdefault('pipeline', [])
+            super().__init__(
+                ann_file='',
+                metainfo=dict(
+                    classes=[f'c{i}' for i in range(num_classes)]),
+                **kwargs)
+
+        def load_data_list(self):
+            data_list = []
+            for k, label in enumerate(self._labels):
+                info = dict(gt_label=label, toy_index=k)
+                if self._image_size:
+                    info['img'] = np.full(
+                        (self._image_size, self._image_size, 3), k % 256,
+                        dtype=np.uint8)
+                data_list.append(info)
+            return data_list
+
+    def make(labels, num_classes=None, image_size=None, **kwargs):
+        return ToyLabelDataset(labels, num_classes, image_size, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def toy_label_dataset():
+    """Factory ``make(labels, num_classes=None, image_size=None, **kwargs)``
+    of an in-memory mmpretrain dataset: sample k has label ``labels[k]``,
+    ``toy_index=k`` and, with ``image_size``, an RGB uint8 image filled with
+    ``k % 256``; ``metainfo['classes']`` has ``num_classes`` names."""
+    return _toy_label_dataset_factory()

@@ -1,0 +1,285 @@
+"""Every config in configs/ builds, and every CIFAR one trains an iteration.
+
+The CIFAR configs read mmpretrain's CIFAR10/CIFAR100 (which download) or an
+image-folder copy; ImageNet-LT and iNaturalist read list files. Here each is
+pointed at generated stand-in data of the same shape: SyntheticImageDataset
+(32x32 RGB, 10 or 100 classes) for the CIFAR classes, generated image folders
+for CustomDataset over folders, and a generated list file for ann_file
+datasets.
+"""
+import copy
+import importlib.util
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import DefaultScope
+from mmengine.runner import Runner
+from mmpretrain.registry import DATASETS, MODELS
+
+import mmlt_hybrid  # noqa: F401
+from conftest import REPO_ROOT, make_image_folder
+
+CONFIG_DIR = REPO_ROOT / 'configs'
+ALL_CONFIGS = sorted(
+    str(p.relative_to(CONFIG_DIR)) for p in CONFIG_DIR.rglob('*.py')
+    if '_base_' not in p.parts)
+CIFAR_CONFIGS = [c for c in ALL_CONFIGS if 'cifar' in c or 'quickstart' in c]
+LARGE_SCALE = [c for c in ALL_CONFIGS if c not in CIFAR_CONFIGS]
+
+
+def test_config_lists_are_complete():
+    """The experiments that issue 5 asks for all exist."""
+    expected = [
+        f'{m}_r32_cifar{d}lt{s}.py' for m in ('hybrid_sc', 'hybrid_psc', 'ce')
+        for d in (10, 100) for s in ('', '_if50', '_if10')
+    ] + [
+        'hybrid_sc_r50_imagenetlt.py', 'hybrid_sc_r50_inat2018.py',
+        'hybrid_psc_r50_inat2018.py',
+        'examples/psc_extra_loss_resnet18_cifar10.py'
+    ]
+    missing = set(expected) - set(ALL_CONFIGS)
+    assert not missing
+    assert len(LARGE_SCALE) == 3
+
+
+def _num_classes(cfg: Config) -> int:
+    return cfg.model.head.num_classes
+
+
+def _stand_in(dataset: Dict, num_classes: int, tmp: Path) -> Dict:
+    """Replace the raw dataset at the bottom of ``dataset`` by stand-in data.
+
+    Wrappers (``dataset`` key) are walked down; the leaf keeps its pipeline.
+    """
+    dataset = copy.deepcopy(dataset)
+    if 'dataset' in dataset:
+        dataset['dataset'] = _stand_in(dataset['dataset'], num_classes, tmp)
+        return dataset
+    kind = dataset['type']
+    pipeline = dataset.get('pipeline', [])
+    if kind in ('CIFAR10', 'CIFAR100', 'SyntheticImageDataset'):
+        split = 'test' if dataset.get('test_mode') or dataset.get(
+            'split') == 'test' else 'train'
+        return dict(
+            type='SyntheticImageDataset',
+            num_classes=num_classes,
+            # 100 per class keeps IF 100 at >= 1 image in the rarest class.
+            images_per_class=100 if split == 'train' else 1,
+            split=split,
+            pipeline=pipeline)
+    assert kind == 'CustomDataset', kind
+    if dataset.get('ann_file'):
+        # A list file in the `path label` form: one line per class (every
+        # class present, as LongTailedDataset requires), the lines sharing a
+        # few generated images.
+        root = tmp / f'list_{num_classes}'
+        if not root.exists():
+            make_image_folder(root, [2] * 4, test_per_class=1, size=48)
+        files = sorted((root / 'train').rglob('*.png'))
+        lines = [
+            f'{files[label % len(files)].relative_to(root)} {label}'
+            for label in range(num_classes)
+        ]
+        ann = root / 'list.txt'
+        ann.write_text('\n'.join(lines) + '\n')
+        return dict(dataset, data_root=str(root), ann_file=str(ann),
+                    data_prefix='')
+    root = tmp / f'folder_{num_classes}'
+    if not root.exists():
+        make_image_folder(root, [100] * 2 + [20] * (num_classes - 2),
+                          test_per_class=1)
+    return dict(dataset, data_root=str(root))
+
+
+def _load(name: str, tmp: Path) -> Config:
+    cfg = Config.fromfile(str(CONFIG_DIR / name))
+    n = _num_classes(cfg)
+    cfg.train_dataloader.dataset = _stand_in(cfg.train_dataloader.dataset,
+                                             n, tmp)
+    for split in ('val_dataloader', 'test_dataloader'):
+        cfg[split].dataset = _stand_in(cfg[split].dataset, n, tmp)
+    return cfg
+
+
+@pytest.fixture(scope='module')
+def data_tmp(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp('standin')
+
+
+@pytest.mark.parametrize('name', ALL_CONFIGS)
+def test_config_builds(name, data_tmp):
+    """Model and datasets of every config build on stand-in data."""
+    cfg = _load(name, data_tmp)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model_cfg = copy.deepcopy(cfg.model)
+        model_cfg.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
+        model = MODELS.build(model_cfg)
+        train_set = DATASETS.build(cfg.train_dataloader.dataset)
+        test_set = DATASETS.build(cfg.test_dataloader.dataset)
+    assert len(train_set) > 0 and len(test_set) > 0
+    n = _num_classes(cfg)
+    if cfg.model.type == 'HybridClassifier':
+        assert model.feat_head is not None
+        item = train_set[(0, len(train_set) - 1)]
+        assert len(item['inputs']) == 3  # two views + the balanced image
+        assert len(item['data_samples']) == 2
+    if 'cifar' in name:
+        assert len(train_set.class_counts) == n
+        lt = cfg.train_dataloader.dataset.dataset
+        assert lt.type == 'LongTailedDataset'
+        counts = train_set.class_counts
+        assert counts[0] / counts[-1] == pytest.approx(
+            lt.imbalance_factor, rel=0.05)
+
+
+def _one_iteration_cfg(cfg: Config, work_dir: Path) -> Config:
+    cfg.work_dir = str(work_dir)
+    cfg.experiment_name = work_dir.name
+    cfg.train_dataloader.batch_size = 4
+    cfg.train_dataloader.num_workers = 0
+    cfg.train_dataloader.pop('persistent_workers', None)
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=1)
+    for key in ('val_dataloader', 'val_cfg', 'val_evaluator',
+                'test_dataloader', 'test_cfg', 'test_evaluator'):
+        cfg[key] = None
+    cfg.param_scheduler = None
+    cfg.default_hooks.checkpoint = None
+    hooks: List = []
+    for hook in cfg.get('custom_hooks', []):
+        if hook['type'] == 'HybridTransitionHook':
+            hook = ConfigDict(hook, by_epoch=False)
+            hook.pop('switch_epoch', None)
+        if hook['type'] != 'ClassCountsHook':
+            hooks.append(hook)
+    cfg.custom_hooks = hooks
+    cfg.log_level = 'WARNING'
+    return cfg
+
+
+@pytest.mark.parametrize('name', CIFAR_CONFIGS)
+def test_cifar_config_trains_one_iteration(name, data_tmp, tmp_path):
+    """One real training iteration: finite loss, parameters move."""
+    cfg = _one_iteration_cfg(_load(name, data_tmp),
+                             tmp_path / name.replace('/', '_')[:-3])
+    runner = Runner.from_cfg(cfg)
+    before = {
+        k: v.detach().clone()
+        for k, v in runner.model.named_parameters()
+    }
+    runner.train()
+    losses = runner.message_hub.get_scalar('train/loss').data[0]
+    assert len(losses) == 1 and losses[0] == losses[0]  # one finite value
+    moved = [
+        k for k, v in runner.model.named_parameters()
+        if not v.detach().equal(before[k])
+    ]
+    assert any(k.startswith('backbone.') for k in moved)
+    if cfg.model.type != 'HybridClassifier':
+        assert any(k.startswith('head.') for k in moved)
+    else:
+        # alpha = 1 at the start: the feature branch carries the loss.
+        assert any(k.startswith('feat_head.') for k in moved)
+        hook = [h for h in cfg.custom_hooks
+                if h['type'] == 'HybridTransitionHook'][0]
+        # parabolic: 1 at the first iteration; constant: its value.
+        expected = hook.get('value') if hook['schedule'] == 'constant' else 1
+        alpha = runner.message_hub.get_scalar('train/alpha').current()
+        assert alpha == pytest.approx(expected)
+
+
+def _train_tool_cfg(name: str) -> Config:
+    """The config as ``python tools/train.py CONFIG`` resolves it."""
+    spec = importlib.util.spec_from_file_location(
+        'train_tool', REPO_ROOT / 'tools' / 'train.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    path = str(CONFIG_DIR / name)
+    return tool.merge_args(Config.fromfile(path), tool.parse_args([path]))
+
+
+@pytest.mark.parametrize('name,dataset,num_classes,tau,feat', [
+    ('hybrid_psc_r32_cifar100lt.py', 'CIFAR100', 100, 0.1, 'PSC'),
+    ('hybrid_psc_r32_cifar10lt.py', 'CIFAR10', 10, 1.0, 'PSC'),
+    ('hybrid_sc_r32_cifar100lt.py', 'CIFAR100', 100, 0.1, 'SupCon'),
+    ('hybrid_sc_r32_cifar10lt.py', 'CIFAR10', 10, 0.1, 'SupCon'),
+])
+def test_hybrid_configs_are_the_paper_recipe(name, dataset, num_classes, tau,
+                                             feat):
+    """Key values of the resolved config against METHOD.md sections 1-5."""
+    cfg = _train_tool_cfg(name)
+    # Section 5: batch 512 per branch, SGD 0.9, wd 1e-4, lr 0.5, 200 epochs,
+    # x0.1 at 120 and 160, lr scaled linearly from batch 512.
+    assert cfg.train_dataloader.batch_size == 512
+    opt = cfg.optim_wrapper.optimizer
+    assert (opt.type, opt.lr, opt.momentum, opt.weight_decay) == ('SGD', 0.5,
+                                                                  0.9, 1e-4)
+    sched = cfg.param_scheduler
+    assert (sched.type, sched.milestones, sched.gamma,
+            sched.by_epoch) == ('MultiStepLR', [120, 160], 0.1, True)
+    assert cfg.train_cfg.max_epochs == 200 and cfg.train_cfg.by_epoch
+    assert cfg.auto_scale_lr.base_batch_size == 512
+    assert not cfg.auto_scale_lr.get('enable', False)
+    # Section 1: alpha(T) = 1 - (T / T_max)^2 over the epochs.
+    hooks = {h['type']: h for h in cfg.custom_hooks}
+    assert hooks['HybridTransitionHook']['schedule'] == 'parabolic'
+    assert hooks['HybridTransitionHook'].get('by_epoch', True)
+    assert 'ClassCountsHook' in hooks
+    # Sections 1-3, 5: ResNet-32, pooled 64-d feature, linear CE classifier,
+    # 128-d projection, tau 0.1 (PSC on CIFAR-10: 1.0), PSC negatives only.
+    model = cfg.model
+    assert model.type == 'HybridClassifier'
+    assert (model.backbone.type, model.backbone.depth) == ('CifarResNet', 32)
+    assert model.neck.type == 'GlobalAveragePooling'
+    assert (model.head.type, model.head.num_classes, model.head.in_channels,
+            model.head.loss.type) == ('LinearClsHead', num_classes, 64,
+                                      'CrossEntropyLoss')
+    head = model.feat_head
+    assert (head.type, head.in_channels, head.out_channels) == (
+        f'{feat}Head', 64, 128)
+    assert head.get('hid_channels') is None  # hidden width = feature width
+    assert (head.loss.type, head.loss.temperature) == (f'{feat}Loss', tau)
+    if feat == 'PSC':
+        assert head.num_classes == num_classes
+        assert head.loss.get('denominator', 'negatives') == 'negatives'
+        assert head.loss.get('num_negatives') is None
+    # Section 4: the standard CIFAR-LT cut, IF 100, balanced test set.
+    train = cfg.train_dataloader
+    assert train.sampler.type == 'ClassBalancedPairSampler'
+    assert train.dataset.type == 'HybridPairDataset'
+    lt = train.dataset.dataset
+    assert (lt.type, lt.imbalance_factor, lt.profile, lt.seed) == (
+        'LongTailedDataset', 100, 'exp', 0)
+    assert (lt.dataset.type, lt.dataset.split) == (dataset, 'train')
+    assert (cfg.test_dataloader.dataset.type,
+            cfg.test_dataloader.dataset.split) == (dataset, 'test')
+    # Section 4: crop 32 pad 4, flip, grayscale p=0.2 on both branches.
+    multiview = train.dataset.pipeline[0]
+    assert (multiview.type, multiview.num_views) == ('MultiView', 2)
+    for augment in (multiview.transforms[0],
+                    train.dataset.balanced_pipeline[:-1]):
+        assert [(t.type, t.get('crop_size'), t.get('padding'),
+                 t.get('prob')) for t in augment] == [
+                     ('RandomCrop', 32, 4, None),
+                     ('RandomFlip', None, None, 0.5),
+                     ('RandomGrayscale', None, None, 0.2),
+                 ]
+    # Section 6: many > 100, medium 20..100, few < 20 training images.
+    evaluator = cfg.test_evaluator
+    assert evaluator.type == 'LongTailAccuracy'
+    assert evaluator.get('many_shot_thr', 100) == 100
+    assert evaluator.get('few_shot_thr', 20) == 20
+
+
+def test_if_variants_change_only_the_imbalance_factor():
+    for method in ('hybrid_sc', 'hybrid_psc', 'ce'):
+        for data in ('cifar10lt', 'cifar100lt'):
+            base = Config.fromfile(str(CONFIG_DIR / f'{method}_r32_{data}.py'))
+            for factor in (50, 10):
+                variant = Config.fromfile(
+                    str(CONFIG_DIR / f'{method}_r32_{data}_if{factor}.py'))
+                assert variant.train_dataloader.dataset.dataset.\
+                    imbalance_factor == factor
+                variant.train_dataloader.dataset.dataset.imbalance_factor = 100
+                assert variant.to_dict() == base.to_dict()

@@ -1,0 +1,170 @@
+"""SupConHead and PSCHead: projection, view layout, prototypes, errors."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmpretrain.structures import DataSample
+
+import mmlt_hybrid  # noqa: F401  (registers the components)
+from mmlt_hybrid.models.heads import PSCHead, SupConHead
+from mmpretrain.registry import MODELS
+
+
+def samples(labels):
+    return [DataSample().set_gt_label(int(label)) for label in labels]
+
+
+def supcon_value(z, labels, tau):
+    """SupCon L_out written with per-anchor Python loops."""
+    z, y = z.tolist(), labels.tolist()
+    total, count = 0.0, 0
+    for i in range(len(z)):
+        sims = [sum(a * b for a, b in zip(z[i], z[k])) / tau
+                for k in range(len(z))]
+        others = [k for k in range(len(z)) if k != i]
+        positives = [k for k in others if y[k] == y[i]]
+        if not positives:
+            continue
+        log_denominator = math.log(sum(math.exp(sims[k]) for k in others))
+        total += -sum(sims[p] - log_denominator
+                      for p in positives) / len(positives)
+        count += 1
+    return total / count if count else 0.0
+
+
+def psc_value(z, labels, prototypes, tau):
+    """PSC loss (negatives-only denominator) with Python loops."""
+    z, y, p = z.tolist(), labels.tolist(), prototypes.tolist()
+    total = 0.0
+    for i, row in enumerate(z):
+        dots = [sum(a * b for a, b in zip(row, q)) / tau for q in p]
+        negatives = sum(
+            math.exp(d) for j, d in enumerate(dots) if j != y[i])
+        total += -(dots[y[i]] - math.log(negatives))
+    return total / len(z)
+
+
+def test_supcon_head_structure_and_forward():
+    head = MODELS.build(dict(type='SupConHead', in_channels=64))
+    layers = list(head.projector)
+    assert [type(m) for m in layers] == [nn.Linear, nn.ReLU, nn.Linear]
+    assert layers[0].in_features == 64 and layers[0].out_features == 64
+    assert layers[2].out_features == 128
+    feats = torch.randn(5, 64)
+    z = head((feats, ))
+    assert z.shape == (5, 128)
+    assert torch.allclose(z.norm(dim=1), torch.ones(5), atol=1e-6)
+    # The tuple's last item is the one used.
+    assert torch.equal(head((torch.randn(5, 64), feats)), z)
+    assert torch.equal(head(feats), z)
+
+
+def test_hidden_width_and_bn_option():
+    head = SupConHead(in_channels=8, hid_channels=32, out_channels=4,
+                      with_bn=True)
+    assert [type(m) for m in head.projector] == [
+        nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear
+    ]
+    assert head.projector[0].out_features == 32
+    assert head(torch.randn(3, 8)).shape == (3, 4)
+
+
+def test_supcon_head_loss_is_view_major():
+    torch.manual_seed(0)
+    head = SupConHead(in_channels=6, out_channels=5,
+                      loss=dict(type='SupConLoss', temperature=0.2))
+    image_labels = torch.tensor([0, 1, 2, 1])
+    feats = torch.randn(8, 6)  # 2 views of 4 images: [view1 x4, view2 x4]
+    loss = head.loss((feats, ), samples(image_labels))
+    assert set(loss) == {'loss'}
+    z = head(feats).double()
+    view_major = image_labels.repeat(2)  # 0 1 2 1 0 1 2 1
+    expected = supcon_value(z, view_major, 0.2)
+    assert loss['loss'].item() == pytest.approx(expected, rel=1e-5)
+    interleaved = image_labels.repeat_interleave(2)
+    assert abs(supcon_value(z, interleaved, 0.2) - expected) > 1e-3
+    # Labels may be given as a tensor too (standalone use).
+    assert head.loss(feats, image_labels)['loss'].item() == pytest.approx(
+        expected, rel=1e-5)
+
+
+def test_supcon_head_loss_backpropagates():
+    head = SupConHead(in_channels=6, out_channels=5)
+    feats = torch.randn(6, 6, requires_grad=True)
+    head.loss(feats, samples([0, 0, 1]))['loss'].backward()
+    assert feats.grad.abs().sum() > 0
+    assert head.projector[0].weight.grad.abs().sum() > 0
+
+
+def test_rows_not_divisible():
+    head = SupConHead(in_channels=4)
+    with pytest.raises(ValueError, match='7 feature rows.*3 samples'):
+        head.loss(torch.randn(7, 4), samples([0, 1, 2]))
+
+
+def test_wrong_feature_width():
+    with pytest.raises(ValueError, match='in_channels'):
+        SupConHead(in_channels=4)(torch.randn(2, 5))
+
+
+def test_bad_channels():
+    with pytest.raises(ValueError, match='out_channels'):
+        SupConHead(out_channels=0)
+    with pytest.raises(ValueError, match='temperature'):
+        MODELS.build(
+            dict(type='SupConHead', loss=dict(type='SupConLoss',
+                                              temperature=0.0)))
+
+
+def test_psc_head_prototypes_and_loss():
+    torch.manual_seed(1)
+    head = MODELS.build(
+        dict(type='PSCHead', num_classes=4, in_channels=6, out_channels=5,
+             loss=dict(type='PSCLoss', temperature=0.5)))
+    assert isinstance(head.prototypes, nn.Parameter)
+    assert head.prototypes.shape == (4, 5)
+    assert 'prototypes' in head.state_dict()
+    assert any(p is head.prototypes for p in head.parameters())
+
+    image_labels = torch.tensor([3, 0, 0])
+    feats = torch.randn(6, 6)
+    loss = head.loss((feats, ), samples(image_labels))['loss']
+    expected = psc_value(
+        head(feats).double(), image_labels.repeat(2),
+        F.normalize(head.prototypes.detach().double(), dim=1), 0.5)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert head.prototypes.grad.abs().sum() > 0
+    assert head.projector[2].weight.grad.abs().sum() > 0
+
+
+def test_psc_head_prototypes_are_normalised_in_the_loss():
+    head = PSCHead(num_classes=3, in_channels=4, out_channels=4)
+    feats, labels = torch.randn(3, 4), torch.tensor([0, 1, 2])
+    before = head.loss(feats, labels)['loss'].item()
+    with torch.no_grad():
+        head.prototypes.mul_(7.0)  # scale does not matter
+    assert head.loss(feats, labels)['loss'].item() == pytest.approx(
+        before, rel=1e-5)
+
+
+def test_psc_head_label_out_of_range():
+    head = PSCHead(num_classes=3, in_channels=4, out_channels=4)
+    with pytest.raises(ValueError, match=r'label 3 is out of range.*'
+                       r'num_classes=3'):
+        head.loss(torch.randn(2, 4), samples([0, 3]))
+
+
+def test_psc_head_bad_build():
+    with pytest.raises(ValueError, match=r'num_negatives=5.*num_classes=5'):
+        MODELS.build(
+            dict(type='PSCHead', num_classes=5,
+                 loss=dict(type='PSCLoss', num_negatives=5)))
+    assert PSCHead(num_classes=5, loss=dict(
+        type='PSCLoss', num_negatives=4)).loss_module.num_negatives == 4
+    with pytest.raises(ValueError, match='num_classes'):
+        PSCHead(num_classes=1)
+    with pytest.raises(ValueError, match='temperature'):
+        PSCHead(num_classes=3, loss=dict(type='PSCLoss', temperature=-0.1))

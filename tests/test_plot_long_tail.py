@@ -1,0 +1,72 @@
+"""tools/analysis/plot_long_tail.py draws the plots of a training run."""
+import importlib.util
+import json
+
+import pytest
+from mmengine.config import Config
+from PIL import Image
+
+from tool_runner import REPO_ROOT, TOOLS, python_tool, run, scalars
+
+CONFIG = REPO_ROOT / 'tests' / 'configs' / 'tiny_hybrid_sc.py'
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location(
+        'plot_long_tail', TOOLS / 'analysis' / 'plot_long_tail.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    work_dir = tmp_path_factory.mktemp('plot') / 'run'
+    run(python_tool('train.py', CONFIG, '--work-dir', work_dir))
+    return work_dir
+
+
+def test_plots_are_written(trained, tmp_path):
+    out = tmp_path / 'plots'
+    result = run(python_tool('analysis/plot_long_tail.py', trained,
+                             trained / 'epoch_3.pth', '--out-dir', out))
+    for name in ('per_class_accuracy.png', 'alpha.png', 'loss.png'):
+        path = out / name
+        assert f'wrote {path}' in result.stdout
+        with Image.open(path) as image:
+            assert image.format == 'PNG' and min(image.size) > 100
+
+
+def test_per_class_accuracy_matches_the_run(trained):
+    """The tool's per-class accuracies average to the run's mean class acc."""
+    tool = _load_tool()
+    cfg = Config.fromfile(str(tool.find_config(str(trained))))
+    counts = tool.class_counts_of(cfg.train_dataloader.dataset)
+    # IF 10 over 24 images per class (int(24 * 10 ** (-i / 9))).
+    assert counts == [24, 18, 14, 11, 8, 6, 5, 4, 3, 2]
+    acc = tool.per_class_accuracy(cfg, str(trained / 'epoch_3.pth'),
+                                  len(counts))
+    val = [r for r in scalars(trained) if 'long_tail/mean_class_acc' in r]
+    assert 100 * acc.mean() == pytest.approx(
+        val[-1]['long_tail/mean_class_acc'], abs=1e-6)
+
+
+def test_read_scalars_keeps_training_records_in_run_order(tmp_path):
+    tool = _load_tool()
+    for stamp, records in (('20260101_000000', [
+        {'loss': 2.0, 'alpha': 1.0, 'step': 1},
+        {'long_tail/top1': 10.0, 'step': 1},
+    ]), ('20260102_000000', [{'loss': 1.0, 'alpha': 0.5, 'step': 2}])):
+        folder = tmp_path / stamp / 'vis_data'
+        folder.mkdir(parents=True)
+        (folder / 'scalars.json').write_text(
+            '\n'.join(json.dumps(r) for r in records) + '\n')
+    got = tool.read_scalars(str(tmp_path))
+    assert [(r['step'], r['loss']) for r in got] == [(1, 2.0), (2, 1.0)]
+
+
+def test_missing_checkpoint_is_a_clear_error(trained):
+    result = run(python_tool('analysis/plot_long_tail.py', trained,
+                             trained / 'nope.pth'), check=False)
+    assert result.returncode != 0
+    assert 'checkpoint' in result.stderr and 'nope.pth' in result.stderr

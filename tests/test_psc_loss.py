@@ -1,0 +1,207 @@
+"""PSCLoss against a brute-force per-row reference (plain Python)."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import mmlt_hybrid  # noqa: F401  (registers the components)
+from mmlt_hybrid.models.losses import PSCLoss
+from mmpretrain.registry import MODELS
+
+
+def psc_reference(features, labels, prototypes, tau, include_positive=False,
+                  negatives=None):
+    """Mean over rows of -log(exp(z.p_y/tau) / sum_j exp(z.p_j/tau)).
+
+    The sum runs over the negatives j != y (or the given per-row list of
+    negative classes), plus y itself when ``include_positive``.
+    """
+    z = features.tolist()
+    p = prototypes.tolist()
+    y = labels.tolist()
+    num_classes = len(p)
+    total = 0.0
+    for i, row in enumerate(z):
+        dots = [sum(a * b for a, b in zip(row, p[j])) / tau
+                for j in range(num_classes)]
+        if negatives is None:
+            classes = [j for j in range(num_classes) if j != y[i]]
+        else:
+            classes = list(negatives[i])
+        if include_positive:
+            classes.append(y[i])
+        denominator = 0.0
+        for j in classes:
+            denominator += math.exp(dots[j])
+        total += -math.log(math.exp(dots[y[i]]) / denominator)
+    return total / len(z)
+
+
+def unit_rows(num_rows, dim, seed, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(num_rows, dim, generator=gen, dtype=dtype),
+                       dim=1)
+
+
+CASES = {
+    # name: (labels of the N images, V, C)
+    'two_views_repeated_labels': ([0, 1, 1, 2, 0, 3, 1, 2], 2, 5),
+    'one_view': ([4, 0, 2, 2, 1], 1, 5),
+    'single_class_batch': ([3, 3, 3], 2, 4),
+    'two_classes': ([0, 1, 1], 1, 2),
+}
+
+
+@pytest.mark.parametrize('denominator', ['negatives', 'all'])
+@pytest.mark.parametrize('tau', [1.0, 0.1, 0.07])
+@pytest.mark.parametrize('case', sorted(CASES))
+def test_matches_reference_float64(case, tau, denominator):
+    image_labels, num_views, num_classes = CASES[case]
+    labels = torch.tensor(image_labels).repeat(num_views)
+    z = unit_rows(labels.numel(), 6, seed=len(case))
+    protos = unit_rows(num_classes, 6, seed=100 + len(case))
+    loss = PSCLoss(temperature=tau, denominator=denominator)(z, labels, protos)
+    expected = psc_reference(
+        z, labels, protos, tau, include_positive=denominator == 'all')
+    assert loss.item() == pytest.approx(expected, abs=1e-5, rel=1e-5)
+
+
+def test_default_is_negatives_only():
+    # Published form: the positive is not in the denominator, so the loss
+    # can be negative (well-separated rows) unlike a cross-entropy.
+    protos = torch.eye(3, dtype=torch.float64)
+    z = protos.clone()
+    labels = torch.arange(3)
+    loss = PSCLoss(temperature=0.1)(z, labels, protos)
+    # -log(e^10 / (2 e^0)) = -(10 - log 2)
+    assert loss.item() == pytest.approx(-(10 - math.log(2)), rel=1e-9)
+    softmax = PSCLoss(temperature=0.1, denominator='all')(z, labels, protos)
+    assert softmax.item() == pytest.approx(
+        F.cross_entropy(z @ protos.t() / 0.1, labels).item(), rel=1e-9)
+
+
+def test_float32_matches_reference():
+    labels = torch.tensor([0, 5, 9, 9, 3, 1]).repeat(2)
+    z = unit_rows(12, 16, seed=1)
+    protos = unit_rows(10, 16, seed=2)
+    loss = PSCLoss(temperature=0.07)(z.float(), labels, protos.float())
+    assert loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(
+        psc_reference(z, labels, protos, 0.07), abs=1e-5, rel=1e-5)
+
+
+def test_large_logits_are_stable():
+    labels = torch.tensor([0, 1, 2])
+    z = unit_rows(3, 4, seed=3)
+    protos = unit_rows(4, 4, seed=4)
+    loss = PSCLoss(temperature=0.005)(z.float(), labels, protos.float())
+    assert torch.isfinite(loss)
+    assert loss.item() == pytest.approx(
+        psc_reference(z, labels, protos, 0.005), rel=1e-4)
+
+
+@pytest.mark.parametrize('denominator', ['negatives', 'all'])
+def test_sampled_negatives_match_reference(denominator):
+    labels = torch.tensor([0, 3, 3, 7, 9, 1])
+    z = unit_rows(6, 8, seed=5)
+    protos = unit_rows(10, 8, seed=6)
+    loss_fn = PSCLoss(temperature=0.2, denominator=denominator,
+                      num_negatives=3)
+    torch.manual_seed(123)
+    loss = loss_fn(z, labels, protos)
+    torch.manual_seed(123)
+    negatives = PSCLoss.sample_negatives(labels, 10, 3).tolist()
+    for row, label in zip(negatives, labels.tolist()):
+        assert len(set(row)) == 3 and label not in row
+        assert all(0 <= j < 10 for j in row)
+    expected = psc_reference(z, labels, protos, 0.2,
+                             include_positive=denominator == 'all',
+                             negatives=negatives)
+    assert loss.item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_sampled_negatives_cover_every_negative():
+    # Over many draws every negative class appears, the positive never.
+    labels = torch.zeros(2000, dtype=torch.long)
+    torch.manual_seed(0)
+    drawn = PSCLoss.sample_negatives(labels, 6, 2)
+    assert set(drawn.flatten().tolist()) == {1, 2, 3, 4, 5}
+
+
+def test_all_negatives_sampled_equals_full():
+    labels = torch.tensor([0, 2, 4, 4, 1])
+    z = unit_rows(5, 6, seed=8)
+    protos = unit_rows(5, 6, seed=9)
+    full = PSCLoss(temperature=0.3)(z, labels, protos)
+    sampled = PSCLoss(temperature=0.3, num_negatives=4)(z, labels, protos)
+    assert sampled.item() == pytest.approx(full.item(), rel=1e-12)
+
+
+@pytest.mark.parametrize('denominator', ['negatives', 'all'])
+def test_gradcheck(denominator):
+    labels = torch.tensor([0, 1, 1, 3, 0, 2])
+    raw_z = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    raw_p = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    loss_fn = PSCLoss(temperature=0.5, denominator=denominator)
+
+    def func(x, p):
+        return loss_fn(F.normalize(x, dim=1), labels, F.normalize(p, dim=1))
+
+    assert torch.autograd.gradcheck(func, (raw_z, raw_p), eps=1e-6,
+                                    atol=1e-5)
+
+
+def test_gradcheck_sampled_negatives():
+    labels = torch.tensor([0, 1, 4, 3])
+    raw_z = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    raw_p = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    loss_fn = PSCLoss(temperature=0.5, num_negatives=2)
+
+    def func(x, p):
+        torch.manual_seed(7)  # the same negatives at every evaluation
+        return loss_fn(F.normalize(x, dim=1), labels, F.normalize(p, dim=1))
+
+    assert torch.autograd.gradcheck(func, (raw_z, raw_p), eps=1e-6,
+                                    atol=1e-5)
+
+
+def test_build_from_registry():
+    loss = MODELS.build(dict(type='PSCLoss', temperature=1.0))
+    assert isinstance(loss, PSCLoss) and loss.temperature == 1.0
+    assert loss.denominator == 'negatives' and loss.num_negatives is None
+
+
+@pytest.mark.parametrize('tau', [0, -1.0, float('nan'), float('inf')])
+def test_bad_temperature(tau):
+    with pytest.raises(ValueError, match='temperature'):
+        PSCLoss(temperature=tau)
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match='denominator'):
+        PSCLoss(denominator='positives')
+    with pytest.raises(ValueError, match='num_negatives'):
+        PSCLoss(num_negatives=0)
+    with pytest.raises(TypeError, match='num_negatives'):
+        PSCLoss(num_negatives=2.5)
+
+
+def test_num_negatives_larger_than_available():
+    loss = PSCLoss(num_negatives=4)
+    z, protos = unit_rows(2, 3, 0), unit_rows(4, 3, 1)
+    with pytest.raises(ValueError, match=r'num_negatives=4.*3 negative'):
+        loss(z, torch.tensor([0, 1]), protos)
+
+
+@pytest.mark.parametrize('bad', [4, 10, -1])
+def test_labels_out_of_range(bad):
+    z, protos = unit_rows(3, 3, 0), unit_rows(4, 3, 1)
+    with pytest.raises(ValueError, match=rf'label {bad} is out of range'):
+        PSCLoss()(z, torch.tensor([0, bad, 1]), protos)
+
+
+def test_bad_prototype_shape():
+    with pytest.raises(ValueError, match='prototypes'):
+        PSCLoss()(unit_rows(3, 3, 0), torch.tensor([0, 1, 1]),
+                  unit_rows(4, 5, 1))

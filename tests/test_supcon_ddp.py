@@ -1,0 +1,157 @@
+"""Two gloo processes under DDP optimise the same SupCon objective as one
+process with the concatenated batch (loss and gradients, to 1e-5)."""
+import os
+import socket
+import time
+from datetime import timedelta
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn as nn
+
+WORLD_SIZE = 2
+IN_CHANNELS = 6
+TIMEOUT_S = 120
+
+# Each case: (number of views, per-rank image labels). Labels are chosen so
+# that the ranks hold different numbers of valid anchors (anchors with a
+# positive in the global batch) and, in some cases, different batch sizes.
+CASES = {
+    'two_views_shared_labels': (2, ([0, 1, 2, 1], [2, 3, 0, 4])),
+    'one_view_unequal_valid_anchors': (1, ([0, 1, 2, 3], [0, 0, 5, 6])),
+    'one_view_rank_without_valid_anchor': (1, ([7, 8, 9], [1, 1, 2, 2, 3])),
+    'two_views_different_sizes': (2, ([0, 1, 2], [0, 3, 3, 4, 5])),
+}
+
+
+def make_head():
+    from mmlt_hybrid.models.heads import SupConHead
+    torch.manual_seed(0)
+    return SupConHead(
+        in_channels=IN_CHANNELS,
+        hid_channels=8,
+        out_channels=5,
+        loss=dict(type='SupConLoss', temperature=0.1))
+
+
+def rank_batch(case, rank):
+    """Features (V*N rows, view-major) and the N labels of one rank."""
+    num_views, per_rank = CASES[case]
+    labels = torch.tensor(per_rank[rank])
+    gen = torch.Generator().manual_seed(1000 * len(case) + rank)
+    feats = torch.randn(num_views, labels.numel(), IN_CHANNELS,
+                        generator=gen, dtype=torch.float64)
+    return feats, labels
+
+
+class LossModule(nn.Module):
+    """forward() computes the head's loss, so DDP's hooks apply."""
+
+    def __init__(self, head):
+        super().__init__()
+        self.head = head
+
+    def forward(self, feats, labels):
+        return self.head.loss(feats, labels)['loss']
+
+
+def grads_of(module):
+    return {
+        name: p.grad.detach().clone()
+        for name, p in module.named_parameters()
+    }
+
+
+def _worker(rank, port, out_dir):
+    import mmlt_hybrid  # noqa: F401
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+        world_size=WORLD_SIZE, timeout=timedelta(seconds=TIMEOUT_S))
+    results = {}
+    try:
+        for case in sorted(CASES):
+            head = make_head().double()
+            model = nn.parallel.DistributedDataParallel(LossModule(head))
+            feats, labels = rank_batch(case, rank)
+            num_views = feats.shape[0]
+            loss = model(feats.reshape(-1, IN_CHANNELS), labels)
+            loss.backward()
+            assert num_views >= 1
+            results[case] = dict(loss=loss.item(), grads=grads_of(head))
+        torch.save(results, os.path.join(out_dir, f'rank{rank}.pth'))
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def ddp_results(tmp_path_factory):
+    out_dir = str(tmp_path_factory.mktemp('supcon_ddp'))
+    context = mp.spawn(
+        _worker, args=(free_port(), out_dir), nprocs=WORLD_SIZE, join=False)
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while not context.join(timeout=5):
+            if time.monotonic() > deadline:
+                raise TimeoutError('the gloo workers did not finish')
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.terminate()
+    return [
+        torch.load(os.path.join(out_dir, f'rank{r}.pth'), weights_only=True)
+        for r in range(WORLD_SIZE)
+    ]
+
+
+def single_process(case):
+    """Loss and gradients of one process given both ranks' batches."""
+    batches = [rank_batch(case, r) for r in range(WORLD_SIZE)]
+    feats = torch.cat([f for f, _ in batches], dim=1)  # (V, N1 + N2, C)
+    labels = torch.cat([lab for _, lab in batches])
+    head = make_head().double()
+    loss = head.loss(feats.reshape(-1, IN_CHANNELS), labels)['loss']
+    loss.backward()
+    return loss.item(), grads_of(head)
+
+
+def num_valid_anchors(case):
+    """Valid anchors per rank, counted against the global batch."""
+    num_views, per_rank = CASES[case]
+    everything = [y for labels in per_rank for y in labels] * num_views
+    counts = []
+    for labels in per_rank:
+        counts.append(
+            sum(num_views * 1 for y in labels if everything.count(y) > 1))
+    return counts
+
+
+def test_cases_cover_unequal_valid_anchors():
+    unequal = [c for c in CASES if len(set(num_valid_anchors(c))) > 1]
+    assert len(unequal) >= 3
+    assert 0 in num_valid_anchors('one_view_rank_without_valid_anchor')
+
+
+@pytest.mark.parametrize('case', sorted(CASES))
+def test_two_processes_equal_one_process(ddp_results, case):
+    expected_loss, expected_grads = single_process(case)
+    # What the log shows under DDP: the mean of the ranks' losses.
+    mean_loss = sum(r[case]['loss'] for r in ddp_results) / WORLD_SIZE
+    assert mean_loss == pytest.approx(expected_loss, abs=1e-5, rel=1e-5)
+    assert expected_loss > 0
+    for name, expected in expected_grads.items():
+        assert expected.abs().max() > 0, name
+        for rank in range(WORLD_SIZE):
+            got = ddp_results[rank][case]['grads'][name]
+            # DDP has already averaged the gradients over the ranks.
+            assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5), (
+                f'{case}: {name} on rank {rank}: max diff '
+                f'{(got - expected).abs().max().item():.3g}')

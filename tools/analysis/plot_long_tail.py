@@ -1,0 +1,201 @@
+"""Plots of a long-tailed run: per-class accuracy vs frequency, alpha, losses.
+
+From a work dir written by ``tools/train.py`` and one of its checkpoints,
+writes three PNG files:
+
+- ``per_class_accuracy.png``: test accuracy of every class (bars, classes
+  sorted by their training-image count) against that count (line, log scale);
+- ``alpha.png``: the hybrid weight alpha over the iterations;
+- ``loss.png``: the logged losses (total, weighted feature and classifier
+  terms) over the iterations.
+
+Example::
+
+    python tools/analysis/plot_long_tail.py work_dirs/hybrid_sc_r32_cifar10lt \
+        work_dirs/hybrid_sc_r32_cifar10lt/epoch_200.pth
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import tempfile
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+from mmpretrain.registry import DATASETS  # noqa: E402
+
+import mmlt_hybrid  # noqa: E402,F401  (registers the components)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('work_dir', help='work dir of a training run')
+    parser.add_argument('checkpoint', help='checkpoint to evaluate')
+    parser.add_argument('--config', help='config of the run (default: the '
+                        'one config file that tools/train.py saved in '
+                        'work_dir)')
+    parser.add_argument('--out-dir', help='where to write the PNG files '
+                        '(default: <work_dir>/plots)')
+    return parser.parse_args()
+
+
+def find_config(work_dir: str) -> str:
+    """The config file that mmengine dumped into ``work_dir``."""
+    found = sorted(glob.glob(osp.join(work_dir, '*.py')))
+    if len(found) != 1:
+        raise FileNotFoundError(
+            f'expected exactly one config *.py in {work_dir!r}, found '
+            f'{found}; pass --config')
+    return found[0]
+
+
+def read_scalars(work_dir: str) -> List[Dict]:
+    """Training scalars of every run in ``work_dir``, in logging order.
+
+    A resumed run writes a new timestamped folder; the records are
+    concatenated by folder name (the start time), keeping only the training
+    records (those with an ``iter`` step and a ``loss``).
+    """
+    records = []
+    paths = sorted(glob.glob(
+        osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    record = json.loads(line)
+                    if 'loss' in record and 'step' in record:
+                        records.append(record)
+    return records
+
+
+def class_counts_of(dataset_cfg: Dict) -> List[int]:
+    """Training images per class of the configured training dataset."""
+    dataset = DATASETS.build(dataset_cfg)
+    counts = getattr(dataset, 'class_counts', None)
+    if counts is not None:
+        return list(counts)
+    num_classes = len(dataset.metainfo['classes'])
+    out = [0] * num_classes
+    for idx in range(len(dataset)):
+        for label in dataset.get_cat_ids(idx):
+            out[label] += 1
+    return out
+
+
+def per_class_accuracy(cfg: Config, checkpoint: str,
+                       num_classes: int) -> np.ndarray:
+    """Accuracy of every class on the configured test set."""
+    cfg = cfg.copy()
+    cfg.load_from = None
+    cfg.resume = False
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg.work_dir = tmp
+        cfg.log_level = 'WARNING'
+        runner = Runner.from_cfg(cfg)
+        runner.load_checkpoint(checkpoint, map_location='cpu')
+        model = runner.model
+        model.eval()
+        correct = np.zeros(num_classes)
+        total = np.zeros(num_classes)
+        with torch.no_grad():
+            for data in runner.test_loop.dataloader:
+                for sample in model.test_step(data):
+                    label = int(sample.gt_label[0])
+                    total[label] += 1
+                    correct[label] += int(sample.pred_label[0]) == label
+    if (total == 0).any():
+        missing = np.flatnonzero(total == 0).tolist()
+        raise ValueError(f'the test set has no image of classes {missing}')
+    return correct / total
+
+
+def plot_per_class(acc: np.ndarray, counts: Sequence[int],
+                   classes: Sequence[str], path: str) -> None:
+    """Bars of per-class accuracy, classes sorted by training count."""
+    order = np.argsort(-np.asarray(counts), kind='stable')
+    fig, ax = plt.subplots(figsize=(max(6, 0.12 * len(order) + 3), 4))
+    ax.bar(range(len(order)), 100 * acc[order], color='tab:blue')
+    ax.set_ylabel('test accuracy (%)', color='tab:blue')
+    ax.set_ylim(0, 100)
+    ax.set_xlabel('class, by training-image count (most frequent first)')
+    if len(order) <= 20:
+        ax.set_xticks(range(len(order)))
+        ax.set_xticklabels([classes[i] for i in order], rotation=45,
+                           ha='right')
+    twin = ax.twinx()
+    twin.plot(range(len(order)), np.asarray(counts)[order], color='tab:red',
+              marker='.')
+    twin.set_yscale('log')
+    twin.set_ylabel('training images', color='tab:red')
+    ax.set_title('Per-class accuracy vs training frequency')
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_curves(records: List[Dict], keys: Sequence[str], ylabel: str,
+                path: str) -> Optional[str]:
+    """Line plot of the given scalar keys over iterations."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    drawn = False
+    for key in keys:
+        points: List[Tuple[int, float]] = [(r['step'], r[key])
+                                           for r in records if key in r]
+        if points:
+            steps, values = zip(*points)
+            ax.plot(steps, values, label=key)
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel('iteration')
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main() -> None:
+    args = parse_args()
+    for path, what in ((args.work_dir, 'work dir'),
+                       (args.checkpoint, 'checkpoint')):
+        if not osp.exists(path):
+            raise FileNotFoundError(f'{what} {path!r} does not exist')
+    cfg = Config.fromfile(args.config or find_config(args.work_dir))
+    out_dir = args.out_dir or osp.join(args.work_dir, 'plots')
+    os.makedirs(out_dir, exist_ok=True)
+
+    counts = class_counts_of(cfg.train_dataloader.dataset)
+    acc = per_class_accuracy(cfg, args.checkpoint, len(counts))
+    dataset_meta = DATASETS.build(cfg.test_dataloader.dataset).metainfo
+    written = [osp.join(out_dir, 'per_class_accuracy.png')]
+    plot_per_class(acc, counts, dataset_meta['classes'], written[0])
+
+    records = read_scalars(args.work_dir)
+    for name, keys, ylabel in (
+        ('alpha.png', ['alpha'], 'alpha'),
+        ('loss.png', ['loss', 'loss_feat', 'loss_cls'], 'loss'),
+    ):
+        path = plot_curves(records, keys, ylabel, osp.join(out_dir, name))
+        if path is None:
+            print(f'no {keys} scalars in {args.work_dir}; skipped {name}')
+        else:
+            written.append(path)
+    for path in written:
+        print(f'wrote {path}')
+
+
+if __name__ == '__main__':
+    main()

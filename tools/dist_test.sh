@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Evaluate a checkpoint on several processes (one per GPU, or CPU processes
+# with gloo) via torchrun. Usage:
+#   [NNODES=1] [NODE_RANK=0] [MASTER_ADDR=127.0.0.1] [PORT=29500] [PYTHON=python] \
+#   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [tools/test.py options]
+set -euo pipefail
+
+if [ "$#" -lt 3 ]; then
+    echo "usage: bash $0 CONFIG CHECKPOINT GPUS [tools/test.py options]" >&2
+    exit 2
+fi
+CONFIG=$1
+CHECKPOINT=$2
+GPUS=$3
+shift 3
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+if [ -z "${PYTHON:-}" ]; then
+    PYTHON=$(command -v python || command -v python3)
+fi
+TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+PYTHONPATH="$TOOLS_DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
+exec "$PYTHON" -m torch.distributed.run \
+    --nnodes="$NNODES" \
+    --node_rank="$NODE_RANK" \
+    --master_addr="$MASTER_ADDR" \
+    --master_port="$PORT" \
+    --nproc_per_node="$GPUS" \
+    "$TOOLS_DIR/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "$@"

@@ -1,0 +1,172 @@
+#!/usr/bin/env python
+"""Train a model from an mmpretrain-style config.
+
+The command line follows mmpretrain's ``tools/train.py``. ``mmlt_hybrid`` is
+imported here, so its components are registered (and the checkpoint loader
+knows mmengine's classes) even when a config forgot ``custom_imports``.
+
+Examples::
+
+    python tools/train.py CONFIG [--work-dir DIR] [--amp] [--resume [CKPT]]
+    bash tools/dist_train.sh CONFIG 8 [ARGS]
+"""
+import argparse
+import os
+import os.path as osp
+from typing import List, Optional
+
+from mmengine.config import Config, DictAction
+from mmengine.device import get_device
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import mmlt_hybrid  # noqa: F401  (registers components and safe globals)
+from mmlt_hybrid.utils import (add_class_counts_hook, enable_amp,
+                               init_dist_without_cuda,
+                               make_optim_wrapper_cpu_compatible,
+                               require_file, shutdown_dist,
+                               use_cpu_model_wrapper)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line.
+
+    Args:
+        argv (list[str], optional): Arguments; defaults to ``sys.argv[1:]``.
+
+    Returns:
+        argparse.Namespace: The parsed arguments.
+    """
+    parser = argparse.ArgumentParser(
+        description='Train a model with an mmpretrain config '
+        '(mmlt_hybrid components registered).')
+    parser.add_argument('config', help='path of the config file')
+    parser.add_argument(
+        '--work-dir',
+        help='folder for logs and checkpoints (default: the config\'s '
+        'work_dir, else ./work_dirs/<config name>)')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        const='auto',
+        default=None,
+        metavar='CHECKPOINT',
+        help='resume training: from CHECKPOINT if given, else (bare flag or '
+        '"auto") from the latest checkpoint in the work dir')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision: float16 with dynamic loss scaling on CUDA, '
+        'bfloat16 autocast on the CPU')
+    parser.add_argument(
+        '--no-validate',
+        action='store_true',
+        help='do not evaluate on the validation set during training')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate linearly with the total batch size '
+        '(needs auto_scale_lr.base_batch_size in the config)')
+    parser.add_argument(
+        '--no-pin-memory',
+        action='store_true',
+        help='set pin_memory=False in all dataloaders')
+    parser.add_argument(
+        '--no-persistent-workers',
+        action='store_true',
+        help='set persistent_workers=False in all dataloaders')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config entries, key=value pairs; a list is written '
+        'key="[a,b]" or key=a,b')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='how the processes were started (tools/dist_train.sh uses '
+        'pytorch)')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Apply the command-line options to the config.
+
+    Args:
+        cfg (Config): The loaded config, changed in place.
+        args (argparse.Namespace): The parsed command line.
+
+    Returns:
+        Config: The same config.
+    """
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    if args.auto_scale_lr:
+        auto_scale_lr = cfg.get('auto_scale_lr')
+        if not auto_scale_lr or 'base_batch_size' not in auto_scale_lr:
+            raise ValueError(
+                '--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=N) '
+                f'in the config, got auto_scale_lr={auto_scale_lr!r}')
+        cfg.auto_scale_lr.enable = True
+    for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(field) is None:
+            continue
+        if args.no_pin_memory:
+            cfg[field].pin_memory = False
+        if args.no_persistent_workers:
+            cfg[field].persistent_workers = False
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    # After --cfg-options, so that options touching val_* still merge.
+    if args.no_validate:
+        cfg.val_cfg = None
+        cfg.val_dataloader = None
+        cfg.val_evaluator = None
+    if args.amp:
+        enable_amp(cfg)
+    add_class_counts_hook(cfg)
+    return cfg
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Train as the command line says."""
+    args = parse_args(argv)
+    require_file(args.config, 'config')
+    if args.resume not in (None, 'auto'):
+        require_file(args.resume, 'checkpoint (--resume)')
+    cfg = Config.fromfile(args.config)
+    cfg = merge_args(cfg, args)
+    if cfg.get('load_from'):
+        require_file(cfg.load_from, 'checkpoint (load_from)')
+
+    if get_device() == 'cpu':
+        make_optim_wrapper_cpu_compatible(cfg)
+        if args.launcher != 'none':
+            init_dist_without_cuda(cfg, args.launcher)
+            use_cpu_model_wrapper(cfg)
+
+    if 'runner_type' in cfg:
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    runner.train()
+    shutdown_dist()
+
+
+if __name__ == '__main__':
+    main()

@@ -4,7 +4,6 @@ The logged alpha follows the paper's parabola 1 - (T / T_max)^2 (T the epoch
 counted from 0) in every epoch, and a run resumed from the epoch-2
 checkpoint logs the same alpha in epoch 3 as the uninterrupted run.
 """
-from pathlib import Path
 
 import pytest
 import torch

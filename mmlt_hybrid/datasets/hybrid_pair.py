@@ -6,7 +6,6 @@ classifier branch on a class-balanced image seen once. The sampler
 (:class:`ClassBalancedPairSampler`) draws the index pair ``(i, j)``; this
 wrapper reads both images and runs each through its own pipeline.
 """
-import copy
 import logging
 from typing import Callable, List, Optional, Sequence, Union
 
@@ -19,6 +18,7 @@ from mmengine.registry import DefaultScope
 
 from mmpretrain.registry import DATASETS, TRANSFORMS
 from .long_tailed import labels_of
+from .wrapper import DatasetWrapper
 
 
 def _build_pipeline(pipeline: Optional[Sequence[Union[dict, Callable]]],
@@ -45,7 +45,7 @@ def _build_pipeline(pipeline: Optional[Sequence[Union[dict, Callable]]],
 
 
 @DATASETS.register_module()
-class HybridPairDataset:
+class HybridPairDataset(DatasetWrapper):
     """Pairs of a multi-view uniform sample and a one-view balanced sample.
 
     The wrapped dataset only reads an image: give it ``pipeline=[]`` (its
@@ -83,36 +83,12 @@ class HybridPairDataset:
                  balanced_pipeline: Optional[Sequence[Union[dict,
                                                             Callable]]] = None,
                  lazy_init: bool = False) -> None:
-        if isinstance(dataset, dict):
-            self.dataset = DATASETS.build(dataset)
-        elif hasattr(dataset, '__getitem__') and hasattr(dataset, '__len__'):
-            self.dataset = dataset
-        else:
-            raise TypeError('dataset must be a dataset config (dict) or a '
-                            f'dataset instance, got {type(dataset)}')
         self.pipeline = _build_pipeline(pipeline, 'pipeline')
         self._balanced_is_default = balanced_pipeline is None
         self.balanced_pipeline = (
             self.pipeline if balanced_pipeline is None else _build_pipeline(
                 balanced_pipeline, 'balanced_pipeline'))
-        self._metainfo = getattr(self.dataset, 'metainfo', {})
-
-        self._fully_initialized = False
-        if not lazy_init:
-            self.full_init()
-
-    @property
-    def metainfo(self) -> dict:
-        """dict: The meta information of the wrapped dataset (a copy)."""
-        return copy.deepcopy(self._metainfo)
-
-    def full_init(self) -> None:
-        """Fully initialise the wrapped dataset."""
-        if self._fully_initialized:
-            return
-        if hasattr(self.dataset, 'full_init'):
-            self.dataset.full_init()
-        self._fully_initialized = True
+        super().__init__(dataset, lazy_init=lazy_init)
 
     @property
     @force_full_init

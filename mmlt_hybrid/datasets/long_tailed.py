@@ -7,7 +7,6 @@ and within each class the kept images are the first ``n_i`` of the class's
 indices after shuffling them with numpy's legacy RNG seeded 0, one class after
 the other in label order.
 """
-import copy
 import logging
 from numbers import Number
 from typing import List, Sequence, Union
@@ -18,6 +17,7 @@ from mmengine.dataset.base_dataset import force_full_init
 from mmengine.logging import print_log
 
 from mmpretrain.registry import DATASETS
+from .wrapper import DatasetWrapper
 
 PROFILES = ('exp', 'step', 'none')
 
@@ -112,7 +112,7 @@ def labels_of(dataset) -> np.ndarray:
 
 
 @DATASETS.register_module()
-class LongTailedDataset:
+class LongTailedDataset(DatasetWrapper):
     """A long-tailed subset of a (balanced) classification dataset.
 
     With the defaults it selects exactly the images of the standard CIFAR-LT
@@ -157,23 +157,7 @@ class LongTailedDataset:
             raise ValueError('seed must be an int in [0, 2**32) (a numpy '
                              f'legacy RNG seed), got {seed!r}')
         self.seed = int(seed)
-        if isinstance(dataset, dict):
-            self.dataset = DATASETS.build(dataset)
-        elif hasattr(dataset, '__getitem__') and hasattr(dataset, '__len__'):
-            self.dataset = dataset
-        else:
-            raise TypeError('dataset must be a dataset config (dict) or a '
-                            f'dataset instance, got {type(dataset)}')
-        self._metainfo = getattr(self.dataset, 'metainfo', {})
-
-        self._fully_initialized = False
-        if not lazy_init:
-            self.full_init()
-
-    @property
-    def metainfo(self) -> dict:
-        """dict: The meta information of the wrapped dataset (a copy)."""
-        return copy.deepcopy(self._metainfo)
+        super().__init__(dataset, lazy_init=lazy_init)
 
     def _class_name(self, label: int) -> str:
         classes = self._metainfo.get('classes', None)
@@ -181,12 +165,8 @@ class LongTailedDataset:
             return f'class {label} ({classes[label]!r})'
         return f'class {label}'
 
-    def full_init(self) -> None:
-        """Initialise the wrapped dataset and select the long-tailed subset."""
-        if self._fully_initialized:
-            return
-        if hasattr(self.dataset, 'full_init'):
-            self.dataset.full_init()
+    def _init_wrapper(self) -> None:
+        """Select the long-tailed subset of the initialised wrapped set."""
         labels = labels_of(self.dataset)
 
         classes = self._metainfo.get('classes', None)
@@ -238,7 +218,6 @@ class LongTailedDataset:
         self.indices = np.concatenate(selected).astype(np.int64)
         self.labels = labels[self.indices]
         self._class_counts = [len(s) for s in selected]
-        self._fully_initialized = True
         print_log(
             f'LongTailedDataset: kept {len(self.indices)} of {len(labels)} '
             f"images (profile='{self.profile}', imbalance_factor="

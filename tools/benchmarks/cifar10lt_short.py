@@ -115,8 +115,8 @@ def main() -> None:
     results = {}
     for method in args.methods:
         results[method] = run_method(method, args)
-    header = (f'| method | top-1 | mean class acc | many | medium | few | '
-              f'train time (min) |\n|---|---|---|---|---|---|---|')
+    header = ('| method | top-1 | mean class acc | many | medium | few | '
+              'train time (min) |\n|---|---|---|---|---|---|---|')
     lines = [header]
     for method, m in results.items():
         def get(key):

@@ -14,20 +14,5 @@ fi
 CONFIG=$1
 GPUS=$2
 shift 2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-if [ -z "${PYTHON:-}" ]; then
-    PYTHON=$(command -v python || command -v python3)
-fi
-TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-
-PYTHONPATH="$TOOLS_DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
-exec "$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --master_port="$PORT" \
-    --nproc_per_node="$GPUS" \
-    "$TOOLS_DIR/train.py" "$CONFIG" --launcher pytorch "$@"
+exec bash "$(dirname "${BASH_SOURCE[0]}")/dist_run.sh" train.py "$GPUS" \
+    "$CONFIG" "$@"

@@ -11,21 +11,15 @@ Examples::
     bash tools/dist_test.sh CONFIG CHECKPOINT 8 [ARGS]
 """
 import argparse
-import os
-import os.path as osp
 from typing import List, Optional
 
 import mmengine
-from mmengine.config import Config, DictAction
-from mmengine.device import get_device
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import Config
 
 import mmlt_hybrid  # noqa: F401  (registers components and safe globals)
-from mmlt_hybrid.utils import (add_class_counts_hook, init_dist_without_cuda,
-                               make_optim_wrapper_cpu_compatible,
-                               require_file, shutdown_dist,
-                               use_cpu_model_wrapper)
+from mmlt_hybrid.utils import (add_class_counts_hook, add_common_args,
+                               build_runner, parse_common, require_file,
+                               set_launcher_and_work_dir, shutdown_dist)
 
 _PRED_SUFFIXES = ('.pkl', '.pickle')
 
@@ -57,21 +51,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         choices=['pred', 'metrics'],
         default='pred',
         help='what --out holds (default: pred)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config entries, key=value pairs; a list is written '
-        'key="[a,b]" or key=a,b')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='how the processes were started (tools/dist_test.sh uses '
-        'pytorch)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    add_common_args(parser, 'tools/dist_test.sh')
+    args = parse_common(parser, argv)
     if args.out is not None and args.out_item == 'pred' and not \
             args.out.endswith(_PRED_SUFFIXES):
         parser.error(f'--out {args.out!r}: predictions are written as a '
@@ -89,12 +70,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     Returns:
         Config: The same config.
     """
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    set_launcher_and_work_dir(cfg, args)
     cfg.load_from = args.checkpoint
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -126,16 +102,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
 
-    if get_device() == 'cpu':
-        make_optim_wrapper_cpu_compatible(cfg)
-        if args.launcher != 'none':
-            init_dist_without_cuda(cfg, args.launcher)
-            use_cpu_model_wrapper(cfg)
-
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg, args.launcher)
     metrics = runner.test()
     if args.out is not None and args.out_item == 'metrics':
         if runner.rank == 0:

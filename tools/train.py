@@ -11,21 +11,15 @@ Examples::
     bash tools/dist_train.sh CONFIG 8 [ARGS]
 """
 import argparse
-import os
-import os.path as osp
 from typing import List, Optional
 
-from mmengine.config import Config, DictAction
-from mmengine.device import get_device
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import Config
 
 import mmlt_hybrid  # noqa: F401  (registers components and safe globals)
-from mmlt_hybrid.utils import (add_class_counts_hook, enable_amp,
-                               init_dist_without_cuda,
-                               make_optim_wrapper_cpu_compatible,
-                               require_file, shutdown_dist,
-                               use_cpu_model_wrapper)
+from mmlt_hybrid.utils import (add_class_counts_hook, add_common_args,
+                               build_runner, enable_amp, parse_common,
+                               require_file, set_launcher_and_work_dir,
+                               shutdown_dist)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -75,23 +69,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--no-persistent-workers',
         action='store_true',
         help='set persistent_workers=False in all dataloaders')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config entries, key=value pairs; a list is written '
-        'key="[a,b]" or key=a,b')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='how the processes were started (tools/dist_train.sh uses '
-        'pytorch)')
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_common_args(parser, 'tools/dist_train.sh')
+    return parse_common(parser, argv)
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
@@ -104,12 +83,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     Returns:
         Config: The same config.
     """
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    set_launcher_and_work_dir(cfg, args)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -154,16 +128,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     if cfg.get('load_from'):
         require_file(cfg.load_from, 'checkpoint (load_from)')
 
-    if get_device() == 'cpu':
-        make_optim_wrapper_cpu_compatible(cfg)
-        if args.launcher != 'none':
-            init_dist_without_cuda(cfg, args.launcher)
-            use_cpu_model_wrapper(cfg)
-
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg, args.launcher)
     runner.train()
     shutdown_dist()
 

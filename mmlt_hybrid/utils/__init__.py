@@ -3,9 +3,13 @@ from .cpu_dist import (distributed_env_from_launcher, init_dist_without_cuda,
                        shutdown_dist, use_cpu_model_wrapper)
 from .tool_cfg import (add_class_counts_hook, enable_amp,
                        make_optim_wrapper_cpu_compatible, require_file)
+from .tool_common import (add_common_args, build_runner, parse_common,
+                          set_launcher_and_work_dir)
 
 __all__ = [
     'distributed_env_from_launcher', 'init_dist_without_cuda',
     'shutdown_dist', 'use_cpu_model_wrapper', 'add_class_counts_hook',
-    'enable_amp', 'make_optim_wrapper_cpu_compatible', 'require_file'
+    'enable_amp', 'make_optim_wrapper_cpu_compatible', 'require_file',
+    'add_common_args', 'build_runner', 'parse_common',
+    'set_launcher_and_work_dir'
 ]

@@ -5,8 +5,8 @@ _base_ = [
     './_base_/default_runtime.py',
 ]
 
-# Plain cross-entropy: instance-balanced (uniformly shuffled) single views of
-# the same long-tailed set, no class-balanced branch.
+# Plain cross-entropy: instance-balanced (uniformly shuffled) single images
+# of the same long-tailed set, no class-balanced branch. The data
+# preprocessor gives each image the CIFAR augmentation on the device.
 train_dataloader = dict(
-    sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True),
-    dataset=dict(pipeline={{_base_.cls_pipeline}}))
+    sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True))

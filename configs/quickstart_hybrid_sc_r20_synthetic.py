@@ -8,7 +8,6 @@ model = dict(backbone=dict(depth=20))
 
 train_dataloader = dict(
     batch_size=64,
-    num_workers=2,
     dataset=dict(
         dataset=dict(
             imbalance_factor=10,

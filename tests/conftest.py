@@ -109,3 +109,27 @@ def toy_label_dataset():
     ``toy_index=k`` and, with ``image_size``, an RGB uint8 image filled with
     ``k % 256``; ``metainfo['classes']`` has ``num_classes`` names."""
     return _toy_label_dataset_factory()
+
+
+class NoReadBack:
+    """Make every conversion of a tensor to a Python value raise, to show
+    that code runs without reading values back from the device."""
+
+    NAMES = ('__bool__', '__int__', '__float__', '__index__', 'item',
+             'tolist')
+
+    def __enter__(self):
+        import torch
+        self.saved = {name: getattr(torch.Tensor, name) for name in self.NAMES}
+
+        def refuse(self_, *args, **kwargs):
+            raise AssertionError('a tensor was read back to the host')
+
+        for name in self.NAMES:
+            setattr(torch.Tensor, name, refuse)
+        return self
+
+    def __exit__(self, *exc):
+        import torch
+        for name, method in self.saved.items():
+            setattr(torch.Tensor, name, method)

@@ -1,4 +1,5 @@
-"""SupConHead and PSCHead: projection, view layout, prototypes, errors."""
+"""SupConHead and PSCHead: projection, one label per feature row,
+prototypes, errors."""
 import math
 
 import pytest
@@ -9,6 +10,7 @@ from mmpretrain.structures import DataSample
 
 import mmlt_hybrid  # noqa: F401  (registers the components)
 from mmlt_hybrid.models.heads import PSCHead, SupConHead
+from mmlt_hybrid.models.heads.supcon_head import ProjectionHead
 from mmpretrain.registry import MODELS
 
 
@@ -71,37 +73,56 @@ def test_hidden_width_and_bn_option():
     assert head(torch.randn(3, 8)).shape == (3, 4)
 
 
-def test_supcon_head_loss_is_view_major():
+def test_supcon_head_loss_takes_one_label_per_row():
     torch.manual_seed(0)
     head = SupConHead(in_channels=6, out_channels=5,
                       loss=dict(type='SupConLoss', temperature=0.2))
-    image_labels = torch.tensor([0, 1, 2, 1])
-    feats = torch.randn(8, 6)  # 2 views of 4 images: [view1 x4, view2 x4]
-    loss = head.loss((feats, ), samples(image_labels))
+    # Eight rows with their own labels; the head knows nothing of views.
+    row_labels = torch.tensor([0, 1, 2, 1, 2, 0, 3, 1])
+    feats = torch.randn(8, 6)
+    loss = head.loss((feats, ), samples(row_labels))
     assert set(loss) == {'loss'}
     z = head(feats).double()
-    view_major = image_labels.repeat(2)  # 0 1 2 1 0 1 2 1
-    expected = supcon_value(z, view_major, 0.2)
+    expected = supcon_value(z, row_labels, 0.2)
     assert loss['loss'].item() == pytest.approx(expected, rel=1e-5)
-    interleaved = image_labels.repeat_interleave(2)
-    assert abs(supcon_value(z, interleaved, 0.2) - expected) > 1e-3
+    # The labels are matched to the rows in order.
+    shuffled = row_labels[torch.tensor([1, 0, 2, 3, 4, 5, 6, 7])]
+    assert abs(supcon_value(z, shuffled, 0.2) - expected) > 1e-3
+    assert head.loss(feats, samples(shuffled))['loss'].item() == \
+        pytest.approx(supcon_value(z, shuffled, 0.2), rel=1e-5)
     # Labels may be given as a tensor too (standalone use).
-    assert head.loss(feats, image_labels)['loss'].item() == pytest.approx(
+    assert head.loss(feats, row_labels)['loss'].item() == pytest.approx(
         expected, rel=1e-5)
+
+
+def test_row_labels():
+    labels = ProjectionHead.row_labels(samples([3, 0, 2]))
+    assert labels.tolist() == [3, 0, 2]
+    assert ProjectionHead.row_labels(torch.tensor([[1], [4]])).tolist() == [
+        1, 4
+    ]
 
 
 def test_supcon_head_loss_backpropagates():
     head = SupConHead(in_channels=6, out_channels=5)
     feats = torch.randn(6, 6, requires_grad=True)
-    head.loss(feats, samples([0, 0, 1]))['loss'].backward()
+    head.loss(feats, samples([0, 0, 1, 1, 2, 0]))['loss'].backward()
     assert feats.grad.abs().sum() > 0
     assert head.projector[0].weight.grad.abs().sum() > 0
 
 
-def test_rows_not_divisible():
-    head = SupConHead(in_channels=4)
-    with pytest.raises(ValueError, match='7 feature rows.*3 samples'):
-        head.loss(torch.randn(7, 4), samples([0, 1, 2]))
+@pytest.mark.parametrize('make', [
+    lambda: SupConHead(in_channels=4),
+    lambda: PSCHead(num_classes=3, in_channels=4),
+])
+def test_one_label_per_row_required(make):
+    head = make()
+    # N samples for V * N rows is no longer expanded: the caller repeats the
+    # labels for its views.
+    with pytest.raises(ValueError,
+                       match=r'one label per row of features \(6\), got '
+                       r'\(3,\)'):
+        head.loss(torch.randn(6, 4), samples([0, 1, 2]))
 
 
 def test_wrong_feature_width():
@@ -128,13 +149,15 @@ def test_psc_head_prototypes_and_loss():
     assert 'prototypes' in head.state_dict()
     assert any(p is head.prototypes for p in head.parameters())
 
-    image_labels = torch.tensor([3, 0, 0])
+    row_labels = torch.tensor([3, 0, 0, 1, 3, 2])
     feats = torch.randn(6, 6)
-    loss = head.loss((feats, ), samples(image_labels))['loss']
+    loss = head.loss((feats, ), samples(row_labels))['loss']
     expected = psc_value(
-        head(feats).double(), image_labels.repeat(2),
+        head(feats).double(), row_labels,
         F.normalize(head.prototypes.detach().double(), dim=1), 0.5)
     assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert head.loss(feats, row_labels)['loss'].item() == pytest.approx(
+        expected, rel=1e-5)
     loss.backward()
     assert head.prototypes.grad.abs().sum() > 0
     assert head.projector[2].weight.grad.abs().sum() > 0
@@ -150,11 +173,22 @@ def test_psc_head_prototypes_are_normalised_in_the_loss():
         before, rel=1e-5)
 
 
-def test_psc_head_label_out_of_range():
-    head = PSCHead(num_classes=3, in_channels=4, out_channels=4)
-    with pytest.raises(ValueError, match=r'label 3 is out of range.*'
-                       r'num_classes=3'):
-        head.loss(torch.randn(2, 4), samples([0, 3]))
+def test_psc_head_loss_with_every_class_in_the_rows():
+    # Labels 0 and C - 1 (the range ends) and the sampled-negatives variant
+    # with all C - 1 negatives, which equals the full denominator.
+    torch.manual_seed(2)
+    head = PSCHead(num_classes=4, in_channels=4, out_channels=3,
+                   loss=dict(type='PSCLoss', temperature=0.3))
+    feats, labels = torch.randn(5, 4), torch.tensor([0, 3, 1, 2, 3])
+    expected = psc_value(
+        head(feats).double(), labels,
+        F.normalize(head.prototypes.detach().double(), dim=1), 0.3)
+    assert head.loss(feats, samples(labels))['loss'].item() == \
+        pytest.approx(expected, rel=1e-5)
+    head.loss_module = MODELS.build(
+        dict(type='PSCLoss', temperature=0.3, num_negatives=3))
+    assert head.loss(feats, labels)['loss'].item() == pytest.approx(
+        expected, rel=1e-5)
 
 
 def test_psc_head_bad_build():

@@ -1,13 +1,27 @@
-"""PSCLoss against a brute-force per-row reference (plain Python)."""
+"""PSCLoss against a brute-force per-row reference (plain Python); sampled
+negatives from the step generator inside a training loop."""
 import math
+import uuid
 
 import pytest
 import torch
 import torch.nn.functional as F
+from mmengine.logging import MessageHub
 
 import mmlt_hybrid  # noqa: F401  (registers the components)
 from mmlt_hybrid.models.losses import PSCLoss
 from mmpretrain.registry import MODELS
+from conftest import NoReadBack
+
+
+@pytest.fixture(autouse=True)
+def hub():
+    """A fresh message hub without 'iter' (outside a training loop, as the
+    tests that seed torch's global generator need), current for the test."""
+    name = f'test_psc_loss_{uuid.uuid4().hex}'
+    instance = MessageHub.get_instance(name)
+    yield instance
+    MessageHub._instance_dict.pop(name, None)
 
 
 def psc_reference(features, labels, prototypes, tau, include_positive=False,
@@ -194,11 +208,93 @@ def test_num_negatives_larger_than_available():
         loss(z, torch.tensor([0, 1]), protos)
 
 
-@pytest.mark.parametrize('bad', [4, 10, -1])
-def test_labels_out_of_range(bad):
-    z, protos = unit_rows(3, 3, 0), unit_rows(4, 3, 1)
-    with pytest.raises(ValueError, match=rf'label {bad} is out of range'):
-        PSCLoss()(z, torch.tensor([0, bad, 1]), protos)
+def test_boundary_labels_match_reference():
+    # Labels are documented to lie in [0, C); the first and last class are
+    # used as they are (no off-by-one in the gather or the negative mask).
+    z, protos = unit_rows(4, 3, 0), unit_rows(4, 3, 1)
+    labels = torch.tensor([0, 3, 3, 0])
+    for denominator in ('negatives', 'all'):
+        loss = PSCLoss(temperature=0.5, denominator=denominator)(z, labels,
+                                                                 protos)
+        assert loss.item() == pytest.approx(
+            psc_reference(z, labels, protos, 0.5,
+                          include_positive=denominator == 'all'), rel=1e-9)
+
+
+def set_step(hub, seed=0, epoch=0, it=0):
+    hub.update_info('seed', seed)
+    hub.update_info('epoch', epoch)
+    hub.update_info('iter', it)
+
+
+@pytest.mark.parametrize('num_negatives', [None, 2])
+def test_labels_are_not_read_back(hub, num_negatives):
+    # The label range is checked once before training
+    # (HybridClassifier.check_train_labels), not here: the loss never
+    # synchronises with the device.
+    set_step(hub, it=3)
+    labels = torch.tensor([0, 3, 3, 1])
+    z, protos = unit_rows(4, 5, 2), unit_rows(5, 5, 3)
+    loss_fn = PSCLoss(temperature=0.5, num_negatives=num_negatives)
+    with NoReadBack():
+        with pytest.raises(AssertionError, match='read back'):
+            int(labels.max())  # the guard works
+        loss = loss_fn(z, labels, protos)
+    negatives = None if num_negatives is None else \
+        PSCLoss.sample_negatives(labels, 5, num_negatives).tolist()
+    assert loss.item() == pytest.approx(
+        psc_reference(z, labels, protos, 0.5, negatives=negatives),
+        rel=1e-9)
+
+
+def sampled_case():
+    gen = torch.Generator().manual_seed(21)
+    labels = torch.randint(0, 20, (64, ), generator=gen)
+    return labels, unit_rows(64, 8, 22), unit_rows(20, 8, 23)
+
+
+def test_sampled_negatives_follow_the_training_step(hub):
+    labels, z, protos = sampled_case()
+    loss_fn = PSCLoss(temperature=0.2, num_negatives=3)
+    set_step(hub, seed=5, epoch=2, it=40)
+    torch.manual_seed(0)
+    first = loss_fn(z, labels, protos)
+    negatives = PSCLoss.sample_negatives(labels, 20, 3)
+    # Same iteration: the same negatives and loss, whatever torch's global
+    # generator holds, which the draws leave untouched.
+    torch.manual_seed(99)
+    state = torch.get_rng_state()
+    again = loss_fn(z, labels, protos)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert again.item() == first.item()
+    assert torch.equal(PSCLoss.sample_negatives(labels, 20, 3), negatives)
+    # And they are the negatives the loss used.
+    assert first.item() == pytest.approx(
+        psc_reference(z, labels, protos, 0.2, negatives=negatives.tolist()),
+        rel=1e-9)
+    for row, label in zip(negatives.tolist(), labels.tolist()):
+        assert len(set(row)) == 3 and label not in row
+    # The next iteration draws other negatives: another loss.
+    hub.update_info('iter', 41)
+    later = loss_fn(z, labels, protos)
+    assert not torch.equal(PSCLoss.sample_negatives(labels, 20, 3),
+                           negatives)
+    assert later.item() != first.item()
+    # Back at iteration 40 (a resumed run): the first draws again.
+    hub.update_info('iter', 40)
+    assert loss_fn(z, labels, protos).item() == first.item()
+
+
+def test_sampled_negatives_outside_a_training_loop_use_torch_rng(hub):
+    labels, z, protos = sampled_case()
+    assert hub.get_info('iter') is None
+    loss_fn = PSCLoss(temperature=0.2, num_negatives=3)
+    torch.manual_seed(5)
+    a = loss_fn(z, labels, protos)
+    b = loss_fn(z, labels, protos)  # the global generator moved on
+    torch.manual_seed(5)
+    assert loss_fn(z, labels, protos).item() == a.item()
+    assert b.item() != a.item()
 
 
 def test_bad_prototype_shape():

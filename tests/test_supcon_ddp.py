@@ -23,7 +23,11 @@ CASES = {
     'one_view_unequal_valid_anchors': (1, ([0, 1, 2, 3], [0, 0, 5, 6])),
     'one_view_rank_without_valid_anchor': (1, ([7, 8, 9], [1, 1, 2, 2, 3])),
     'two_views_different_sizes': (2, ([0, 1, 2], [0, 3, 3, 4, 5])),
+    # No anchor has a positive on any rank: every rank still enters the
+    # gather's backward and gets a zero loss and zero gradients.
+    'one_view_no_valid_anchor_anywhere': (1, ([0, 1, 2], [3, 4])),
 }
+NO_POSITIVES = 'one_view_no_valid_anchor_anywhere'
 
 
 def make_head():
@@ -37,7 +41,7 @@ def make_head():
 
 
 def rank_batch(case, rank):
-    """Features (V*N rows, view-major) and the N labels of one rank."""
+    """Features (V, N, C) and the N image labels of one rank."""
     num_views, per_rank = CASES[case]
     labels = torch.tensor(per_rank[rank])
     gen = torch.Generator().manual_seed(1000 * len(case) + rank)
@@ -77,9 +81,10 @@ def _worker(rank, port, out_dir):
             model = nn.parallel.DistributedDataParallel(LossModule(head))
             feats, labels = rank_batch(case, rank)
             num_views = feats.shape[0]
-            loss = model(feats.reshape(-1, IN_CHANNELS), labels)
+            # View-major rows, one label per row (the head knows no views).
+            loss = model(feats.reshape(-1, IN_CHANNELS),
+                         labels.repeat(num_views))
             loss.backward()
-            assert num_views >= 1
             results[case] = dict(loss=loss.item(), grads=grads_of(head))
         torch.save(results, os.path.join(out_dir, f'rank{rank}.pth'))
     finally:
@@ -116,7 +121,7 @@ def single_process(case):
     """Loss and gradients of one process given both ranks' batches."""
     batches = [rank_batch(case, r) for r in range(WORLD_SIZE)]
     feats = torch.cat([f for f, _ in batches], dim=1)  # (V, N1 + N2, C)
-    labels = torch.cat([lab for _, lab in batches])
+    labels = torch.cat([lab for _, lab in batches]).repeat(feats.shape[0])
     head = make_head().double()
     loss = head.loss(feats.reshape(-1, IN_CHANNELS), labels)['loss']
     loss.backward()
@@ -140,7 +145,7 @@ def test_cases_cover_unequal_valid_anchors():
     assert 0 in num_valid_anchors('one_view_rank_without_valid_anchor')
 
 
-@pytest.mark.parametrize('case', sorted(CASES))
+@pytest.mark.parametrize('case', sorted(set(CASES) - {NO_POSITIVES}))
 def test_two_processes_equal_one_process(ddp_results, case):
     expected_loss, expected_grads = single_process(case)
     # What the log shows under DDP: the mean of the ranks' losses.
@@ -155,3 +160,15 @@ def test_two_processes_equal_one_process(ddp_results, case):
             assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5), (
                 f'{case}: {name} on rank {rank}: max diff '
                 f'{(got - expected).abs().max().item():.3g}')
+
+
+def test_no_positive_on_any_rank_gives_zero(ddp_results):
+    assert num_valid_anchors(NO_POSITIVES) == [0, 0]
+    expected_loss, expected_grads = single_process(NO_POSITIVES)
+    assert expected_loss == 0.0
+    for rank in range(WORLD_SIZE):
+        assert ddp_results[rank][NO_POSITIVES]['loss'] == 0.0
+        for name, grad in ddp_results[rank][NO_POSITIVES]['grads'].items():
+            assert torch.isfinite(grad).all(), name
+            assert torch.count_nonzero(grad) == 0, name
+            assert torch.count_nonzero(expected_grads[name]) == 0, name

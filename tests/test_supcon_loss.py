@@ -8,6 +8,7 @@ import torch.nn.functional as F
 import mmlt_hybrid  # noqa: F401  (registers the components)
 from mmlt_hybrid.models.losses import SupConLoss
 from mmpretrain.registry import MODELS
+from conftest import NoReadBack
 
 
 def supcon_reference(features, labels, tau, base_tau=None):
@@ -115,14 +116,78 @@ def test_anchor_without_positive_is_not_counted():
     assert loss.item() == pytest.approx((loss_0 + loss_1) / 2, rel=1e-9)
 
 
-def test_no_positives_gives_zero_with_graph():
-    z = unit_rows(5, 8, seed=2).requires_grad_()
-    loss = SupConLoss()(z, torch.arange(5))
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+@pytest.mark.parametrize('tau', [0.1, 0.01])
+def test_no_positives_gives_exact_zero_and_zero_gradient(dtype, tau):
+    # Every anchor is masked out: the loss is 0.0 exactly (not NaN, not a
+    # tiny number) and so is every gradient.
+    z = unit_rows(5, 8, seed=2, dtype=dtype).requires_grad_()
+    loss = SupConLoss(temperature=tau)(z, torch.arange(5))
+    assert loss.dtype == dtype
     assert loss.item() == 0.0
     assert loss.requires_grad
     loss.backward()
     assert torch.isfinite(z.grad).all()
     assert torch.count_nonzero(z.grad) == 0
+
+
+def supcon_autograd_loop(z, labels, tau):
+    """SupCon L_out as a differentiable torch expression built anchor by
+    anchor (only anchors with a positive), for gradients."""
+    y = labels.tolist()
+    terms = []
+    for i in range(len(y)):
+        others = [a for a in range(len(y)) if a != i]
+        positives = [p for p in others if y[p] == y[i]]
+        if not positives:
+            continue
+        log_denominator = torch.logsumexp(
+            torch.stack([z[i] @ z[a] / tau for a in others]), dim=0)
+        terms.append(-sum(z[i] @ z[p] / tau - log_denominator
+                          for p in positives) / len(positives))
+    return sum(terms) / len(terms)
+
+
+@pytest.mark.parametrize('num_views', [1, 2])
+def test_mixed_valid_and_invalid_anchors_match_loops(num_views):
+    # One view: labels 5 and 9 have no positive (2 of 7 anchors masked).
+    # Two views: every anchor has its other view as a positive except the
+    # labels given to a single row (the last image's views differ).
+    if num_views == 1:
+        labels = torch.tensor([5, 1, 1, 2, 2, 2, 9])
+    else:
+        labels = torch.tensor([0, 1, 1, 2, 7, 0, 1, 1, 2, 8])
+    raw = torch.randn(len(labels), 6, dtype=torch.float64,
+                      generator=torch.Generator().manual_seed(4))
+    z = F.normalize(raw, dim=1).requires_grad_()
+    loss = SupConLoss(temperature=0.2)(z, labels)
+    assert loss.item() == pytest.approx(
+        supcon_reference(z.detach(), labels, 0.2), rel=1e-9)
+    loss.backward()
+
+    z_ref = z.detach().clone().requires_grad_()
+    expected = supcon_autograd_loop(z_ref, labels, 0.2)
+    expected.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-9)
+    torch.testing.assert_close(z.grad, z_ref.grad, rtol=1e-9, atol=1e-12)
+    # An anchor without positives still moves as a member of the others'
+    # denominators: its gradient is not zero.
+    lonely = [i for i, y in enumerate(labels.tolist())
+              if labels.tolist().count(y) == 1]
+    assert lonely and all(z.grad[i].abs().sum() > 0 for i in lonely)
+
+
+def test_no_value_is_read_back_from_the_tensors():
+    labels = torch.tensor([0, 1, 1, 2, 5, 0])
+    z = unit_rows(6, 4, seed=8)
+    with NoReadBack():
+        with pytest.raises(AssertionError, match='read back'):
+            bool(labels.any())  # the guard works
+        loss = SupConLoss(temperature=0.5)(z, labels)
+        no_positive = SupConLoss()(z, torch.arange(6))
+    assert loss.item() == pytest.approx(
+        supcon_reference(z, labels, 0.5), rel=1e-9)
+    assert no_positive.item() == 0.0
 
 
 def test_single_row_is_zero_not_nan():

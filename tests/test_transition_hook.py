@@ -6,6 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.logging import MessageHub
@@ -215,6 +216,10 @@ class HybridItems(torch.utils.data.Dataset):
     def __len__(self):
         return 4
 
+    def get_gt_labels(self):
+        """The labels the hook checks against the heads before training."""
+        return np.arange(4) % 2
+
     def __getitem__(self, index):
         from mmpretrain.structures import DataSample
         images = [
@@ -222,11 +227,10 @@ class HybridItems(torch.utils.data.Dataset):
             for _ in range(3)
         ]
         return dict(
-            inputs=images,
-            data_samples=[
-                DataSample().set_gt_label(index % 2),
-                DataSample().set_gt_label((index + 1) % 2)
-            ])
+            inputs=dict(views=images[:2], balanced=images[2]),
+            data_samples=dict(
+                uniform=DataSample().set_gt_label(index % 2),
+                balanced=DataSample().set_gt_label((index + 1) % 2)))
 
 
 def hybrid_runner(work_dir, custom_hooks):

@@ -4,9 +4,12 @@ The hybrid networks train two branches on two batches every step: the
 feature branch on a uniformly drawn image seen in ``V`` augmented views, the
 classifier branch on a class-balanced image seen once. The sampler
 (:class:`ClassBalancedPairSampler`) draws the index pair ``(i, j)``; this
-wrapper reads both images and runs each through its own pipeline.
+wrapper reads both images and runs each through its own pipeline, or, for a
+small set held whole in memory, picks both from one uint8 tensor.
 """
 import logging
+import random
+from contextlib import contextmanager
 from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
@@ -17,6 +20,7 @@ from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 
 from mmpretrain.registry import DATASETS, TRANSFORMS
+from mmpretrain.structures import DataSample
 from .long_tailed import labels_of
 from .wrapper import DatasetWrapper
 
@@ -44,25 +48,71 @@ def _build_pipeline(pipeline: Optional[Sequence[Union[dict, Callable]]],
     return Compose(transforms)
 
 
+@contextmanager
+def _seeded(seed: int):
+    """Seed Python's, numpy's and torch's CPU generators for one sample.
+
+    The per-sample transforms (mmcv's, mmpretrain's) draw from these global
+    generators; seeding them per sample makes an epoch's augmentation a
+    function of the sampler's seeds alone, whatever the worker settings. In
+    the main process the generators' states are restored afterwards; a data
+    worker's generators serve nothing else, so there they are only seeded.
+    """
+    in_worker = torch.utils.data.get_worker_info() is not None
+    if not in_worker:
+        states = (random.getstate(), np.random.get_state(),
+                  torch.get_rng_state())
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.default_generator.manual_seed(seed)
+    try:
+        yield
+    finally:
+        if not in_worker:
+            random.setstate(states[0])
+            np.random.set_state(states[1])
+            torch.set_rng_state(states[2])
+
+
 @DATASETS.register_module()
 class HybridPairDataset(DatasetWrapper):
-    """Pairs of a multi-view uniform sample and a one-view balanced sample.
+    """Pairs of a uniform sample and a class-balanced sample.
 
     The wrapped dataset only reads an image: give it ``pipeline=[]`` (its
     samples are then the raw data infos) or a loading-only pipeline such as
-    ``[dict(type='LoadImageFromFile')]``; the augmentations and the packing
-    belong to ``pipeline`` and ``balanced_pipeline`` here. Indexing:
+    ``[dict(type='LoadImageFromFile')]``. ``pipeline`` and
+    ``balanced_pipeline`` here turn a read sample into a packed one. Two
+    ways to use them:
 
-    - ``dataset[(i, j)]`` (what :class:`ClassBalancedPairSampler` yields):
-      ``dict(inputs=[view_1(i), ..., view_V(i), view(j)],
-      data_samples=[DataSample(i), DataSample(j)])`` where ``pipeline``
-      gives the ``V`` views of sample ``i`` (mmpretrain's ``MultiView`` +
-      ``PackInputs``; a pipeline without ``MultiView`` gives ``V = 1``) and
-      ``balanced_pipeline`` the single view of sample ``j``.
-    - ``dataset[i]`` (any ordinary sampler): the ordinary packed sample
+    - **Augmentation on the device** (the shipped configs): ``pipeline``
+      only packs the decoded image (``[dict(type='PackInputs')]``; for large
+      images a random-resized crop to a fixed size first, one per view with
+      ``MultiView``), and :class:`HybridDataPreprocessor` augments the whole
+      batch on the model's device. With ``hold_in_memory=True`` the packed
+      images of the whole set are stacked once, at initialisation, into one
+      uint8 tensor, and a sample is a row of it: no decoding, no worker
+      processes needed.
+    - **Per-sample augmentation** (mmpretrain's usual way): ``pipeline``
+      makes the ``V`` augmented views of the uniform sample (``MultiView`` +
+      ``PackInputs``) and ``balanced_pipeline`` the one view of the balanced
+      sample, in the workers.
+
+    Indexing:
+
+    - ``dataset[(i, j, seed)]`` or ``dataset[(i, j)]`` (what
+      :class:`ClassBalancedPairSampler` yields)::
+
+          dict(inputs=dict(views=[view_1(i), ..., view_V(i)],
+                           balanced=view(j)),
+               data_samples=dict(uniform=DataSample(i),
+                                 balanced=DataSample(j)))
+
+      With ``seed`` the per-sample transforms draw from generators seeded
+      by it, so a resumed run repeats them whatever ``num_workers`` and
+      ``persistent_workers`` say.
+    - ``dataset[i]`` (any ordinary sampler): the ordinary packed sample that
       ``pipeline`` makes of sample ``i``, so the same dataset config serves
-      the plain-CE baseline with ``DefaultSampler`` and a one-view
-      ``pipeline``.
+      the plain-CE baseline with ``DefaultSampler``.
 
     Args:
         dataset (BaseDataset | dict): The wrapped dataset or its config
@@ -73,6 +123,10 @@ class HybridPairDataset(DatasetWrapper):
             balanced sample, producing a single view and ending with
             ``PackInputs``. Defaults to None, which uses ``pipeline`` (it must
             then produce a single view).
+        hold_in_memory (bool): Run ``pipeline`` (which must then be
+            deterministic and give one fixed-size image per sample) over the
+            whole set once and keep the images as one uint8 tensor. For small
+            sets such as CIFAR-LT (CIFAR-10-LT: 37 MB). Defaults to False.
         lazy_init (bool): Whether to defer the wrapped dataset's
             initialisation until :meth:`full_init`. Defaults to False.
     """
@@ -82,13 +136,46 @@ class HybridPairDataset(DatasetWrapper):
                  pipeline: Sequence[Union[dict, Callable]],
                  balanced_pipeline: Optional[Sequence[Union[dict,
                                                             Callable]]] = None,
+                 hold_in_memory: bool = False,
                  lazy_init: bool = False) -> None:
         self.pipeline = _build_pipeline(pipeline, 'pipeline')
         self._balanced_is_default = balanced_pipeline is None
         self.balanced_pipeline = (
             self.pipeline if balanced_pipeline is None else _build_pipeline(
                 balanced_pipeline, 'balanced_pipeline'))
+        if not isinstance(hold_in_memory, bool):
+            raise TypeError('HybridPairDataset: hold_in_memory='
+                            f'{hold_in_memory!r} must be True or False.')
+        if hold_in_memory and not self._balanced_is_default:
+            raise ValueError(
+                'HybridPairDataset: with hold_in_memory=True both samples '
+                'are rows of one stored tensor, so balanced_pipeline must '
+                'be None; put the augmentation in the data preprocessor\'s '
+                'batch_transforms / balanced_transforms.')
+        self.hold_in_memory = hold_in_memory
+        self._images: Optional[torch.Tensor] = None
         super().__init__(dataset, lazy_init=lazy_init)
+
+    def _init_wrapper(self) -> None:
+        """Decode and stack the whole set when it is held in memory."""
+        if not self.hold_in_memory:
+            return
+        images = []
+        for idx in range(len(self.dataset)):
+            image = self._run(self.pipeline, self._load(idx), idx,
+                              'pipeline')['inputs']
+            if not isinstance(image, torch.Tensor) or image.dtype != \
+                    torch.uint8 or (images and image.shape != images[0].shape):
+                raise ValueError(
+                    'HybridPairDataset(hold_in_memory=True): pipeline must '
+                    'give every sample as one uint8 image of one size, got '
+                    f'{_describe(image)} for index {idx}'
+                    + (f' after {_describe(images[0])}' if images else '')
+                    + '; give a loading-only pipeline ending with '
+                    'PackInputs, and images of one size.')
+            images.append(image)
+        self._images = torch.stack(images)
+        self._labels = torch.from_numpy(labels_of(self.dataset))
 
     @property
     @force_full_init
@@ -143,6 +230,35 @@ class HybridPairDataset(DatasetWrapper):
                 f'index {idx}')
         return packed
 
+    def _stored(self, idx: int) -> dict:
+        """Sample ``idx`` of the set held in memory, packed."""
+        # A copy of the row, not a view: a view sent from a worker would
+        # carry the whole stored tensor with it.
+        return dict(
+            inputs=self._images[idx].clone(),
+            data_samples=DataSample().set_gt_label(self._labels[idx:idx + 1]))
+
+    def _uniform(self, idx: int) -> dict:
+        if self.hold_in_memory:
+            return self._stored(idx)
+        return self._run(self.pipeline, self._load(idx), idx, 'pipeline')
+
+    def _balanced(self, idx: int) -> dict:
+        if self.hold_in_memory:
+            return self._stored(idx)
+        key = ('pipeline (used as balanced_pipeline)'
+               if self._balanced_is_default else 'balanced_pipeline')
+        packed = self._run(self.balanced_pipeline, self._load(idx), idx, key)
+        view = packed['inputs']
+        if isinstance(view, (list, tuple)):
+            if len(view) != 1:
+                raise ValueError(
+                    f'{key} must produce a single view for the '
+                    f'class-balanced sample, got {len(view)} views; set a '
+                    'one-view balanced_pipeline')
+            packed['inputs'] = view[0]
+        return packed
+
     def __getitem__(self, idx):
         if not self._fully_initialized:
             print_log(
@@ -152,42 +268,37 @@ class HybridPairDataset(DatasetWrapper):
                 level=logging.WARNING)
             self.full_init()
         if isinstance(idx, (int, np.integer)):
-            return self._run(self.pipeline, self._load(int(idx)), int(idx),
-                             'pipeline')
-        if not (isinstance(idx, (tuple, list)) and len(idx) == 2
+            return self._uniform(int(idx))
+        if not (isinstance(idx, (tuple, list)) and len(idx) in (2, 3)
                 and all(isinstance(k, (int, np.integer)) for k in idx)):
-            raise TypeError('HybridPairDataset takes an int index or a pair '
-                            f'(i, j) of int indices, got {idx!r}')
+            raise TypeError('HybridPairDataset takes an int index, a pair '
+                            '(i, j) or a triple (i, j, seed) of ints, got '
+                            f'{idx!r}')
         i, j = int(idx[0]), int(idx[1])
-
-        uniform = self._run(self.pipeline, self._load(i), i, 'pipeline')
+        if len(idx) == 3 and not self.hold_in_memory:
+            with _seeded(int(idx[2])):
+                uniform, balanced = self._uniform(i), self._balanced(j)
+        else:
+            uniform, balanced = self._uniform(i), self._balanced(j)
         views = uniform['inputs']
-        if isinstance(views, torch.Tensor):
-            views = [views]
-        elif not isinstance(views, (list, tuple)):
-            raise TypeError('pipeline must produce a tensor or a list of '
-                            f'view tensors as inputs, got {type(views)}')
-
-        balanced_key = ('pipeline (used as balanced_pipeline)'
-                        if self._balanced_is_default else 'balanced_pipeline')
-        balanced = self._run(self.balanced_pipeline, self._load(j), j,
-                             balanced_key)
-        view = balanced['inputs']
-        if isinstance(view, (list, tuple)):
-            if len(view) != 1:
-                raise ValueError(
-                    f'{balanced_key} must produce a single view for the '
-                    f'class-balanced sample, got {len(view)} views; set a '
-                    'one-view balanced_pipeline')
-            view = view[0]
+        views = list(views) if isinstance(views, (list, tuple)) else [views]
         return dict(
-            inputs=list(views) + [view],
-            data_samples=[uniform['data_samples'], balanced['data_samples']])
+            inputs=dict(views=views, balanced=balanced['inputs']),
+            data_samples=dict(
+                uniform=uniform['data_samples'],
+                balanced=balanced['data_samples']))
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(dataset='
                 f'{type(self.dataset).__name__}, pipeline={self.pipeline}, '
-                f'balanced_pipeline={self.balanced_pipeline})')
+                f'balanced_pipeline={self.balanced_pipeline}, '
+                f'hold_in_memory={self.hold_in_memory})')
+
+
+def _describe(image) -> str:
+    if isinstance(image, torch.Tensor):
+        return f'a {image.dtype} tensor of shape {tuple(image.shape)}'
+    return f'{type(image).__name__}'
 
 
 __all__ = ['HybridPairDataset']

@@ -11,7 +11,8 @@ from .long_tailed import labels_of
 
 @DATA_SAMPLERS.register_module()
 class ClassBalancedPairSampler(DefaultSampler):
-    """Yields ``(i, j)``: a uniform index and a class-balanced index.
+    """Yields ``(i, j, seed)``: a uniform index, a class-balanced index and a
+    seed for the per-sample augmentation of the pair.
 
     ``i`` runs exactly as mmengine's :class:`~mmengine.dataset.DefaultSampler`
     (this class subclasses it): shuffled by ``seed + epoch``, padded when
@@ -27,6 +28,10 @@ class ClassBalancedPairSampler(DefaultSampler):
       epoch the runner restores and passes to :meth:`set_epoch` through
       ``DistSamplerSeedHook``, draws what the uninterrupted run drew);
     - each rank draws different balanced samples, and every epoch new ones.
+
+    ``seed`` (62 bits, from the same generator) seeds the per-sample
+    transforms of :class:`HybridPairDataset`, so a resumed run repeats them
+    whatever the worker settings.
 
     The sampler runs in the main process, so it works with any
     ``num_workers``. Use it with :class:`HybridPairDataset`.
@@ -68,7 +73,6 @@ class ClassBalancedPairSampler(DefaultSampler):
         self._class_offsets = torch.from_numpy(offsets[present].astype(
             np.int64))
         self._class_sizes = torch.from_numpy(counts[present].astype(np.int64))
-        self.balanced_classes = present.tolist()
 
     def _generator(self) -> torch.Generator:
         """A generator seeded from (seed, epoch, rank)."""
@@ -93,7 +97,9 @@ class ClassBalancedPairSampler(DefaultSampler):
         Returns:
             torch.Tensor: int64 indices into the dataset.
         """
-        g = self._generator()
+        return self._draw_balanced(num, self._generator())
+
+    def _draw_balanced(self, num: int, g: torch.Generator) -> torch.Tensor:
         cls = torch.randint(
             len(self._class_sizes), (num, ), generator=g, dtype=torch.int64)
         u = torch.rand(num, generator=g, dtype=torch.float64)
@@ -101,11 +107,13 @@ class ClassBalancedPairSampler(DefaultSampler):
         pos = torch.minimum((u * sizes).long(), sizes - 1)
         return self._by_class[self._class_offsets[cls] + pos]
 
-    def __iter__(self) -> Iterator[Tuple[int, int]]:
-        """Iterate the ``(uniform, balanced)`` index pairs of this rank."""
+    def __iter__(self) -> Iterator[Tuple[int, int, int]]:
+        """Iterate the ``(uniform, balanced, seed)`` triples of this rank."""
         uniform = list(super().__iter__())
-        balanced = self.balanced_indices(len(uniform)).tolist()
-        return iter(list(zip(uniform, balanced)))
+        g = self._generator()
+        balanced = self._draw_balanced(len(uniform), g).tolist()
+        seeds = torch.randint(2**62, (len(uniform), ), generator=g).tolist()
+        return iter(list(zip(uniform, balanced, seeds)))
 
 
 __all__ = ['ClassBalancedPairSampler']

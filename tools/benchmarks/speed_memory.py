@@ -6,18 +6,19 @@ Prints, in one run on one machine:
     (V + 1) * N images that one hybrid step processes (the ceiling);
 (b) the HybridClassifier train step (preprocessor, both heads, losses,
     backward, SGD step) on the same images, model only;
-(c) a full ``runner.train`` iteration including the data pipeline, for a
-    given ``--num-workers`` (synthetic CIFAR-shaped images, no download);
 (d) the peak memory of the SupCon and PSC losses alone (forward+backward) for
     batch sizes 128 to 4096, each measured in a fresh subprocess as the growth
     of the peak resident set size (Linux: the peak is reset through
     /proc/self/clear_refs just before the loss, and glibc is told to map
     large blocks with mmap so that freed memory leaves the resident set).
 
+A full runner iteration with its data path, on real images, is measured by
+``tools/benchmarks/data_path_speed.py``.
+
 Example::
 
     python tools/benchmarks/speed_memory.py configs/hybrid_sc_r32_cifar10lt.py \
-        --batch-size 128 --num-workers 2
+        --batch-size 128
 """
 import argparse
 import copy
@@ -28,13 +29,11 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Callable, Dict, List
 
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
@@ -53,20 +52,15 @@ def parse_args() -> argparse.Namespace:
                         'the median is reported')
     parser.add_argument('--warmup', type=int, default=3,
                         help='untimed steps before timing')
-    parser.add_argument('--iters', type=int, default=20,
-                        help='runner iterations for (c), the first '
-                        'quarter untimed')
-    parser.add_argument('--num-workers', type=int, default=2,
-                        help='dataloader workers for (c)')
     parser.add_argument('--amp', action='store_true',
-                        help='bf16 autocast + channels_last for (a)-(c)')
+                        help='bf16 autocast + channels_last for (a) and (b)')
     parser.add_argument('--loss-batches', type=int, nargs='+',
                         default=[128, 256, 512, 1024, 2048, 4096],
                         help='batch sizes N for (d); each uses V views')
     parser.add_argument('--loss-classes', type=int, default=100,
                         help='number of classes (prototypes) for (d)')
     parser.add_argument('--skip', nargs='*', default=[],
-                        choices=['a', 'b', 'c', 'd'], help='parts to skip')
+                        choices=['a', 'b', 'd'], help='parts to skip')
     parser.add_argument('--json', help='also write the numbers to this file')
     # Internal: one memory measurement in a child process.
     parser.add_argument('--_loss-child', nargs=3, metavar=('LOSS', 'N', 'C'),
@@ -98,23 +92,23 @@ def _time_interleaved(steps: Dict[str, Callable[[], None]], warmup: int,
 
 
 def _fake_batch(num_classes: int, n: int, views: int) -> Dict:
-    """A collated hybrid batch as the dataloader hands it to the model."""
+    """A collated hybrid batch as the dataloader hands it to the model:
+    ``views`` decoded views of the uniform images and the balanced images,
+    each stacked to (n, 3, 32, 32) uint8 (``default_collate``)."""
     gen = torch.Generator().manual_seed(0)
 
     def images():
-        return [
-            torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8,
-                          generator=gen) for _ in range(n)
-        ]
+        return torch.randint(
+            0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=gen)
 
     uniform = torch.randint(0, num_classes, (n, ), generator=gen)
     balanced = torch.randint(0, num_classes, (n, ), generator=gen)
     return dict(
-        inputs=[images() for _ in range(views + 1)],
-        data_samples=[
-            [DataSample().set_gt_label(int(y)) for y in uniform],
-            [DataSample().set_gt_label(int(y)) for y in balanced],
-        ])
+        inputs=dict(views=[images() for _ in range(views)],
+                    balanced=images()),
+        data_samples=dict(
+            uniform=[DataSample().set_gt_label(int(y)) for y in uniform],
+            balanced=[DataSample().set_gt_label(int(y)) for y in balanced]))
 
 
 def bench_backbone_and_step(cfg: Config, args) -> Dict[str, float]:
@@ -152,7 +146,10 @@ def bench_backbone_and_step(cfg: Config, args) -> Dict[str, float]:
         wrapper_type = CpuAmpOptimWrapper
     optim_wrapper = wrapper_type(
         optimizer=torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9))
-    batch = _fake_batch(num_classes, args.batch_size, args.views)
+    # The shipped configs hand over one decoded view and let the data
+    # preprocessor make the views on the device.
+    batch = _fake_batch(num_classes, args.batch_size,
+                        1 if model.data_preprocessor.num_views else args.views)
     model.alpha = 0.5
 
     def hybrid_step():
@@ -166,45 +163,6 @@ def bench_backbone_and_step(cfg: Config, args) -> Dict[str, float]:
         backbone_img_s=rows / raw_s,
         train_step_img_s=rows / hybrid_s,
         ratio_b_over_a=raw_s / hybrid_s)
-
-
-def bench_runner(cfg: Config, args) -> Dict[str, float]:
-    """Part (c): a full runner iteration on synthetic CIFAR-shaped data."""
-    cfg = copy.deepcopy(cfg)
-    train = cfg.train_dataloader
-    train.batch_size = args.batch_size
-    train.num_workers = args.num_workers
-    train.persistent_workers = args.num_workers > 0
-    # Swap the CIFAR files for generated images of the same shape.
-    lt = train.dataset.dataset
-    lt.imbalance_factor = 10
-    lt.dataset = dict(
-        type='SyntheticImageDataset',
-        num_classes=cfg.model.head.num_classes,
-        images_per_class=max(args.batch_size, 64),
-        split='train')
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=args.iters)
-    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
-    cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
-    cfg.param_scheduler = None
-    cfg.default_hooks.checkpoint = None
-    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1000)
-    cfg.custom_hooks = [
-        dict(type='HybridTransitionHook', schedule='parabolic',
-             by_epoch=False)
-    ]
-    if args.amp:
-        cfg.optim_wrapper.type = 'CpuAmpOptimWrapper'
-    cfg.log_level = 'WARNING'
-    with tempfile.TemporaryDirectory() as work_dir:
-        cfg.work_dir = work_dir
-        runner = Runner.from_cfg(cfg)
-        runner.train()
-        times = runner.message_hub.get_scalar('train/time').data[0]
-    skip = max(1, len(times) // 4)
-    per_iter = sum(times[skip:]) / len(times[skip:])
-    rows = (args.views + 1) * args.batch_size
-    return dict(runner_img_s=rows / per_iter, num_workers=args.num_workers)
 
 
 def _loss_child(loss_name: str, n: int, num_classes: int, views: int) -> None:
@@ -305,11 +263,6 @@ def main() -> None:
         print(f'(b) HybridClassifier step    : '
               f'{ab["train_step_img_s"]:8.1f} img/s')
         print(f'    ratio (b)/(a)            : {ab["ratio_b_over_a"]:.3f}')
-    if 'c' not in args.skip:
-        c = bench_runner(cfg, args)
-        results.update(c)
-        print(f'(c) runner.train iteration   : {c["runner_img_s"]:8.1f} '
-              f'img/s (num_workers={c["num_workers"]})')
     if 'd' not in args.skip:
         rows = bench_loss_memory(args)
         results['loss_memory'] = rows

@@ -11,6 +11,21 @@
 # gives RGB uint8 images; cifar10lt_folder.py swaps in an image-folder copy.
 dataset_type = 'CIFAR10'
 num_classes = 10
+
+# The paper's CIFAR augmentation, the same for both branches: random crop 32
+# with 4-pixel zero padding, horizontal flip, random grayscale p=0.2
+# (ITU-R 601 luma weights, in the images' RGB order, kept as 3 channels).
+# It runs on the whole uint8 batch on the model's device, every view of
+# every image with its own draws (HybridDataPreprocessor.batch_transforms).
+batch_augment = [
+    dict(type='BatchRandomCrop', crop_size=32, padding=4),
+    dict(type='BatchRandomFlip', prob=0.5, direction='horizontal'),
+    dict(
+        type='BatchRandomGrayscale',
+        prob=0.2,
+        keep_channels=True,
+        channel_weights=(0.299, 0.587, 0.114)),
+]
 data_preprocessor = dict(
     type='HybridDataPreprocessor',
     num_classes=num_classes,
@@ -20,11 +35,15 @@ data_preprocessor = dict(
     mean=[125.307, 122.961, 113.8575],
     std=[51.5865, 50.847, 51.255],
     # the images are RGB already
-    to_rgb=False)
+    to_rgb=False,
+    # two views of every uniform image for the feature branch; the balanced
+    # image (and a plain-CE batch) gets one, with the same augmentation
+    num_views=2,
+    batch_transforms=batch_augment)
 
-# The paper's CIFAR augmentation, the same for both branches: random crop 32
-# with 4-pixel zero padding, horizontal flip, random grayscale p=0.2
-# (ITU-R 601 luma weights, in the images' RGB order, kept as 3 channels).
+# The same augmentation as per-sample mmpretrain transforms, for the
+# per-sample path (cifar10lt_per_sample.py): two views of the uniform image
+# for the feature branch, one view of the balanced image.
 cifar_augment = [
     dict(type='RandomCrop', crop_size=32, padding=4),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
@@ -34,33 +53,36 @@ cifar_augment = [
         keep_channels=True,
         channel_weights=(0.299, 0.587, 0.114)),
 ]
-# Feature branch: two augmented views of the uniform image.
 feat_pipeline = [
     dict(type='MultiView', num_views=2, transforms=[cifar_augment]),
     dict(type='PackInputs'),
 ]
-# Classifier branch: one augmented view of the class-balanced image (also the
-# training pipeline of the plain-CE baseline).
 cls_pipeline = cifar_augment + [dict(type='PackInputs')]
 test_pipeline = [dict(type='PackInputs')]
 
-# The paper's batch: 512 per branch on one GPU (each step sees 3 x 512 images).
+# The paper's batch: 512 per branch on one GPU (each step sees 3 x 512
+# images). The long-tailed training set is decoded once and held in memory
+# as one uint8 tensor (CIFAR-10-LT: 37 MB); a batch is gathered from it by
+# the sampler's indices, so no worker processes are needed.
 train_dataloader = dict(
     batch_size=512,
-    num_workers=8,
-    persistent_workers=True,
+    num_workers=0,
+    persistent_workers=False,
+    # Stack the images of a batch where they are made (in a worker, into
+    # one shared-memory block per view) rather than passing single images.
+    collate_fn=dict(type='default_collate'),
     sampler=dict(type='ClassBalancedPairSampler', shuffle=True),
     dataset=dict(
         type='HybridPairDataset',
-        pipeline=feat_pipeline,
-        balanced_pipeline=cls_pipeline,
+        pipeline=test_pipeline,
+        hold_in_memory=True,
         dataset=dict(
             type='LongTailedDataset',
             imbalance_factor=100,
             profile='exp',
             seed=0,
             # The wrapped set only reads images (no augmentation, no
-            # packing): HybridPairDataset applies the pipelines above.
+            # packing): HybridPairDataset packs them.
             dataset=dict(
                 type=dataset_type,
                 data_root='data/cifar10',

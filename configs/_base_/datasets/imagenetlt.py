@@ -16,48 +16,50 @@
 dataset_type = 'CustomDataset'
 data_root = 'data/imagenet'
 num_classes = 1000
+# Workers decode and take the random-resized crop to 224 x 224 (one crop per
+# view of the uniform image); everything after it runs on the whole uint8
+# batch on the device, in HybridDataPreprocessor:
+# - feature branch: flip, colour jitter p=0.8, grayscale p=0.2 (the
+#   supervised-contrastive augmentation; open: the paper does not list its
+#   large-scale augmentation);
+# - classifier branch (and plain-CE training): flip (the standard ImageNet
+#   crop + flip).
+# The grayscale weights are in BGR order: the images are still BGR when the
+# transforms run (the preprocessor flips them to RGB afterwards, as in
+# mmpretrain's own configs).
 data_preprocessor = dict(
     type='HybridDataPreprocessor',
     num_classes=num_classes,
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
-    to_rgb=True)
+    to_rgb=True,
+    num_views=2,
+    batch_transforms=[
+        dict(type='BatchRandomFlip', prob=0.5, direction='horizontal'),
+        dict(
+            type='BatchColorJitter',
+            brightness=0.4,
+            contrast=0.4,
+            saturation=0.4,
+            hue=0.,
+            prob=0.8),
+        dict(
+            type='BatchRandomGrayscale',
+            prob=0.2,
+            keep_channels=True,
+            channel_weights=(0.114, 0.587, 0.299)),
+    ],
+    balanced_transforms=[
+        dict(type='BatchRandomFlip', prob=0.5, direction='horizontal'),
+    ])
 
-# Feature branch: two views with the supervised-contrastive augmentation
-# (crop, flip, colour jitter p=0.8, grayscale p=0.2) (open: the paper does
-# not list its large-scale augmentation). No hue jitter: mmcv 2.2's
-# adjust_hue overflows under numpy 2 for negative hue factors
-# (np.uint8(-x) raises OverflowError).
-feat_augment = [
-    dict(type='RandomResizedCrop', scale=224, backend='pillow'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(
-        type='RandomApply',
-        transforms=[
-            dict(
-                type='ColorJitter',
-                brightness=0.4,
-                contrast=0.4,
-                saturation=0.4,
-                hue=0.)
-        ],
-        prob=0.8),
-    dict(
-        type='RandomGrayscale',
-        prob=0.2,
-        keep_channels=True,
-        channel_weights=(0.114, 0.587, 0.299)),
-]
+random_resized_crop = dict(
+    type='RandomResizedCrop', scale=224, backend='pillow')
 feat_pipeline = [
-    dict(type='MultiView', num_views=2, transforms=[feat_augment]),
+    dict(type='MultiView', num_views=2, transforms=[[random_resized_crop]]),
     dict(type='PackInputs'),
 ]
-# Classifier branch (and plain-CE training): the standard ImageNet crop + flip.
-cls_pipeline = [
-    dict(type='RandomResizedCrop', scale=224, backend='pillow'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackInputs'),
-]
+cls_pipeline = [random_resized_crop, dict(type='PackInputs')]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ResizeEdge', scale=256, edge='short', backend='pillow'),

@@ -7,6 +7,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import IterBasedTrainLoop
 from mmpretrain.registry import HOOKS
 
+from ...datasets.long_tailed import labels_of
+
 SCHEDULES = ('parabolic', 'linear', 'cosine', 'step', 'constant')
 
 
@@ -148,7 +150,8 @@ class HybridTransitionHook(Hook):
         return alpha
 
     def before_train(self, runner) -> None:
-        """Check the model and the loop before training starts."""
+        """Check the model, the loop and the training labels (against the
+        heads' number of classes) before training starts."""
         model = self._unwrap(runner.model)
         if not hasattr(model, 'alpha'):
             raise TypeError(
@@ -162,6 +165,11 @@ class HybridTransitionHook(Hook):
                 'HybridTransitionHook: by_epoch=True but the training loop '
                 'is iteration based (IterBasedTrainLoop); set '
                 'by_epoch=False so alpha follows the iterations.')
+        # The labels are checked here, once, instead of in every step (which
+        # would read them back from the device).
+        if hasattr(model, 'check_train_labels'):
+            model.check_train_labels(
+                labels_of(runner.train_dataloader.dataset))
 
     def before_train_epoch(self, runner) -> None:
         """Set alpha for this epoch (``by_epoch=True``)."""

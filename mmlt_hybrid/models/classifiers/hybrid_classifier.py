@@ -1,11 +1,23 @@
 """The contrastive-learning hybrid network (Wang et al., CVPR 2021)."""
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 import torch.nn as nn
 from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
+
+
+def _split_rows(feats: Union[torch.Tensor, Sequence[torch.Tensor]],
+                index: int) -> Tuple:
+    """Split a tensor, or every tensor of a tuple, at row ``index``."""
+    if isinstance(feats, torch.Tensor):
+        return feats[:index], feats[index:]
+    return (tuple(f[:index] for f in feats), tuple(f[index:] for f in feats))
+
+
+#: What the classifier branch may read (see ``cls_input``).
+CLS_INPUTS = ('balanced', )
 
 
 @MODELS.register_module()
@@ -45,14 +57,20 @@ class HybridClassifier(ImageClassifier):
         pretrained: Checkpoint to initialise from. Defaults to None.
         train_cfg: Batch augmentations handed to the data preprocessor as
             ``batch_augments`` (as in ImageClassifier). Defaults to None.
+        cls_input: Which batch the classifier branch reads. ``'balanced'``
+            (the paper): the class-balanced batch of
+            :class:`ClassBalancedPairSampler`; a batch without it is
+            refused. The only mode so far. Defaults to ``'balanced'``.
         data_preprocessor: Config or module; the type defaults to
-            ``'HybridDataPreprocessor'``, which stacks the views of the
-            uniform batch and the balanced batch into one tensor.
+            ``'HybridDataPreprocessor'``, which makes the batch below.
         init_cfg: Initialisation config. Defaults to None.
 
-    Inputs of :meth:`loss` (what ``HybridDataPreprocessor`` produces):
-        ``inputs`` (V*N + N, C, H, W) ordered ``[view_1 (N), ..., view_V (N),
-        balanced (N)]`` and ``data_samples`` ``[uniform (N), balanced (N)]``.
+    The training batch (what ``HybridDataPreprocessor`` makes of a
+    ``HybridPairDataset`` batch) is explicit: ``inputs = dict(views=[V
+    tensors (N, C, H, W)], balanced=tensor (N, C, H, W))`` and
+    ``data_samples = dict(uniform=[N], balanced=[N])``. :meth:`loss`
+    concatenates the images once for one backbone + neck pass and splits the
+    features once; nothing is derived from row counts.
     """
 
     def __init__(self,
@@ -62,8 +80,13 @@ class HybridClassifier(ImageClassifier):
                  feat_head: Optional[dict] = None,
                  pretrained: Optional[str] = None,
                  train_cfg: Optional[dict] = None,
+                 cls_input: str = 'balanced',
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None):
+        if cls_input not in CLS_INPUTS:
+            raise ValueError(f'HybridClassifier: cls_input={cls_input!r} is '
+                             f'not allowed; choose from {CLS_INPUTS}.')
+        self.cls_input = cls_input
         data_preprocessor = data_preprocessor or {}
         if isinstance(data_preprocessor, dict):
             data_preprocessor = dict(data_preprocessor)
@@ -79,7 +102,12 @@ class HybridClassifier(ImageClassifier):
             train_cfg=train_cfg,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        if feat_head is not None and not isinstance(feat_head, nn.Module):
+        if feat_head is None or head is None:
+            raise ValueError(
+                'HybridClassifier needs both `head` (the classifier) and '
+                '`feat_head` (the feature head, e.g. SupConHead), got '
+                f'head={head!r}, feat_head={feat_head!r}.')
+        if not isinstance(feat_head, nn.Module):
             feat_head = MODELS.build(feat_head)
         self.feat_head = feat_head
 
@@ -100,44 +128,41 @@ class HybridClassifier(ImageClassifier):
         """Whether the classifier has a feature head."""
         return getattr(self, 'feat_head', None) is not None
 
-    @staticmethod
-    def _split_rows(feats: Union[torch.Tensor, Sequence[torch.Tensor]],
-                    index: int) -> Tuple:
-        """Split every tensor of ``feats`` (tuple or tensor) at row
-        ``index``."""
-        if isinstance(feats, torch.Tensor):
-            return feats[:index], feats[index:]
-        return (tuple(f[:index] for f in feats),
-                tuple(f[index:] for f in feats))
+    def check_train_labels(self, labels: np.ndarray) -> None:
+        """Refuse training labels outside ``[0, num_classes)`` of the heads.
 
-    def _check_labels(self, data_samples: List[DataSample]) -> None:
-        """Raise a clear error for labels outside ``[0, num_classes)``."""
-        num_classes = getattr(self.head, 'num_classes', None)
-        labels = [
-            sample.gt_label.reshape(-1) for sample in data_samples
-            if sample is not None and 'gt_label' in sample
-        ]
-        if num_classes is None or not labels:
-            return
-        labels = torch.cat(labels)
-        low, high = int(labels.min()), int(labels.max())
-        if low < 0 or high >= num_classes:
-            bad = low if low < 0 else high
-            raise ValueError(
-                f'HybridClassifier: label {bad} is out of range for '
-                f'head.num_classes={num_classes}; labels must be in '
-                f"[0, {num_classes - 1}]. Set num_classes to the dataset's "
-                'number of classes.')
+        Called once before training (by :class:`HybridTransitionHook`), so
+        that no step reads labels back from the device to check them.
 
-    def loss(self, inputs: torch.Tensor,
-             data_samples: List[DataSample]) -> dict:
+        Args:
+            labels (np.ndarray): The label of every training sample.
+
+        Raises:
+            ValueError: Naming the first bad label and the allowed range.
+        """
+        for name in ('head', 'feat_head'):
+            num_classes = getattr(getattr(self, name), 'num_classes', None)
+            if num_classes is None or len(labels) == 0:
+                continue
+            bad = labels[(labels < 0) | (labels >= num_classes)]
+            if len(bad):
+                raise ValueError(
+                    f'HybridClassifier: the training set has label '
+                    f'{int(bad[0])}, out of range for {name}.num_classes='
+                    f'{num_classes}; labels must be in [0, '
+                    f"{num_classes - 1}]. Set num_classes to the dataset's "
+                    'number of classes.')
+
+    def loss(self, inputs: dict, data_samples: dict) -> dict:
         """Compute the weighted feature and classifier losses.
 
         Args:
-            inputs: Images (V*N + N, C, H, W) ordered ``[view_1, ...,
-                view_V, balanced]``, each block N rows.
-            data_samples: 2N data samples: the N of the uniform batch, then
-                the N of the balanced batch.
+            inputs (dict): ``views``: the V views of the uniform batch, each
+                (N, C, H, W); ``balanced``: the class-balanced batch
+                (N, C, H, W). What :class:`HybridDataPreprocessor` makes of
+                a :class:`HybridPairDataset` batch.
+            data_samples (dict): ``uniform`` and ``balanced``: the N data
+                samples of each batch.
 
         Returns:
             dict[str, Tensor]: ``loss_feat`` (alpha * L_feat) and
@@ -146,9 +171,8 @@ class HybridClassifier(ImageClassifier):
 
         Raises:
             RuntimeError: If ``alpha`` has not been set (no
-                HybridTransitionHook) or a head is missing.
-            ValueError: If the shapes do not follow the layout above or a
-                label is outside ``[0, head.num_classes)``.
+                HybridTransitionHook).
+            ValueError: If the batch has no class-balanced part.
         """
         if self.alpha is None:
             raise RuntimeError(
@@ -156,31 +180,27 @@ class HybridClassifier(ImageClassifier):
                 "dict(type='HybridTransitionHook') to custom_hooks in the "
                 'config; it sets the weight alpha of the feature loss before '
                 'every epoch (or iteration).')
-        if not self.with_head or not self.with_feat_head:
-            raise RuntimeError(
-                'HybridClassifier.loss needs both `head` (classifier) and '
-                '`feat_head` (feature head) to be configured.')
-        num_samples = len(data_samples)
-        rows = inputs.shape[0]
-        if num_samples == 0 or num_samples % 2 != 0:
+        if not isinstance(inputs, dict) or inputs.get('balanced') is None:
             raise ValueError(
-                f'HybridClassifier: got {num_samples} data samples; expected '
-                '2N (N of the uniform batch, then N of the balanced batch). '
-                'Use HybridPairDataset with ClassBalancedPairSampler and '
-                'HybridDataPreprocessor.')
-        n = num_samples // 2
-        if rows % n != 0 or rows // n < 2:
-            raise ValueError(
-                f'HybridClassifier: inputs have {rows} rows and there are '
-                f'N={n} image pairs; rows must be (V + 1) * N with V >= 1 '
-                'views of the uniform batch followed by the balanced batch.')
-        num_views = rows // n - 1
-        self._check_labels(data_samples)
+                "HybridClassifier(cls_input='balanced'): the training batch "
+                'has no class-balanced part (got inputs of type '
+                f'{type(inputs).__name__}). The classifier branch trains on '
+                'class-balanced samples: use train_dataloader.sampler='
+                "dict(type='ClassBalancedPairSampler') with train_dataloader"
+                ".dataset=dict(type='HybridPairDataset', ...); a "
+                'DefaultSampler yields single samples.')
 
-        feats = self.extract_feat(inputs)
-        uniform_feats, balanced_feats = self._split_rows(feats, num_views * n)
-        feat_losses = self.feat_head.loss(uniform_feats, data_samples[:n])
-        cls_losses = self.head.loss(balanced_feats, data_samples[n:])
+        views = list(inputs['views'])
+        uniform_rows = sum(view.shape[0] for view in views)
+        feats = self.extract_feat(torch.cat(views + [inputs['balanced']]))
+        uniform_feats, balanced_feats = _split_rows(feats, uniform_rows)
+        # Every view of an image is one more row with the image's label.
+        labels = torch.cat([
+            sample.gt_label.reshape(-1)
+            for sample in data_samples['uniform']
+        ]).repeat(len(views))
+        feat_losses = self.feat_head.loss(uniform_feats, labels)
+        cls_losses = self.head.loss(balanced_feats, data_samples['balanced'])
 
         alpha = float(self.alpha)
         losses = dict()

@@ -20,9 +20,9 @@ class PSCHead(ProjectionHead):
     ``prototypes`` of shape (num_classes, out_channels), initialised from a
     standard normal distribution and L2-normalised whenever it is used; it is
     an ordinary parameter, so the optimizer trains it and checkpoints save and
-    restore it. :meth:`loss` takes the V*N rows of the V views of N images,
-    ordered view-major, and the N data samples. Usable on its own, e.g. as an
-    extra loss head in another model.
+    restore it. :meth:`loss` takes feature rows and one label (or data
+    sample) per row. Usable on its own, e.g. as an extra loss head in another
+    model.
 
     Args:
         num_classes: Number of classes C (>= 2).
@@ -70,29 +70,18 @@ class PSCHead(ProjectionHead):
         return F.normalize(prototypes, dim=1)
 
     def loss(self, feats: FeatsType, data_samples: SamplesType) -> dict:
-        """Compute the PSC loss of the V*N rows.
+        """Compute the PSC loss of the feature rows.
 
         Args:
-            feats: Features (V*N, in_channels) ordered view-major, or a tuple
-                whose last item is that.
-            data_samples: The N data samples, or a tensor of the N labels.
+            feats: Features (M, in_channels), or a tuple whose last item is
+                that.
+            data_samples: M data samples, or a tensor of the M labels, in
+                ``[0, num_classes)``.
 
         Returns:
             dict[str, Tensor]: ``dict(loss=...)``.
-
-        Raises:
-            ValueError: If a label is outside ``[0, num_classes)``.
         """
-        labels, _ = self.split_views(feats, data_samples)
-        if labels.numel() and (int(labels.min()) < 0
-                               or int(labels.max()) >= self.num_classes):
-            bad = int(labels.min()) if int(labels.min()) < 0 else int(
-                labels.max())
-            raise ValueError(
-                f'PSCHead: label {bad} is out of range for num_classes='
-                f'{self.num_classes}; labels must be in '
-                f'[0, {self.num_classes - 1}]. Set num_classes to the '
-                "dataset's number of classes.")
         z = self(feats)
         return dict(
-            loss=self.loss_module(z, labels, self.normalized_prototypes()))
+            loss=self.loss_module(z, self.row_labels(data_samples),
+                                  self.normalized_prototypes()))

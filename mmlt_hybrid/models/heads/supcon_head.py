@@ -1,5 +1,5 @@
 """Projection head trained with the supervised contrastive loss."""
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -86,42 +86,20 @@ class ProjectionHead(BaseModule):
         return F.normalize(z, dim=1)
 
     @staticmethod
-    def split_views(feats: FeatsType,
-                    data_samples: SamplesType) -> Tuple[torch.Tensor, int]:
-        """Labels for the V*N rows of ``feats`` from N data samples.
+    def row_labels(data_samples: SamplesType) -> torch.Tensor:
+        """The label of every feature row.
 
         Args:
-            feats: Features with V*N rows ordered view-major (all first
-                views, then all second views, ...), a tensor or a tuple whose
-                last item is used.
-            data_samples: The N data samples (``gt_label`` of each is used)
-                or a tensor of the N labels.
+            data_samples: One data sample per row (its ``gt_label`` is
+                used), or a tensor of the row labels.
 
         Returns:
-            tuple: labels of the V*N rows (view-major) and V.
+            Tensor: The labels, shape (M,).
         """
-        if isinstance(feats, (tuple, list)):
-            feats = feats[-1]
         if isinstance(data_samples, torch.Tensor):
-            labels = data_samples.reshape(-1)
-        else:
-            if len(data_samples) == 0:
-                raise ValueError('Feature head: data_samples is empty.')
-            labels = torch.cat(
-                [sample.gt_label.reshape(-1) for sample in data_samples])
-            if labels.numel() != len(data_samples):
-                raise ValueError(
-                    'Feature head: every data sample must hold exactly one '
-                    'gt_label (single-label classification).')
-        num_samples = labels.numel()
-        rows = feats.shape[0]
-        if num_samples == 0 or rows % num_samples != 0:
-            raise ValueError(
-                f'Feature head: {rows} feature rows cannot be split into '
-                f'views of {num_samples} samples; rows must be V * N with N '
-                '= len(data_samples), ordered view-major.')
-        num_views = rows // num_samples
-        return labels.to(feats.device).repeat(num_views), num_views
+            return data_samples.reshape(-1)
+        return torch.cat(
+            [sample.gt_label.reshape(-1) for sample in data_samples])
 
 
 @MODELS.register_module()
@@ -130,9 +108,9 @@ class SupConHead(ProjectionHead):
 
     The projection is ``Linear(in, hid) -> ReLU -> Linear(hid, out)`` (the
     SupCon reference; ``with_bn=True`` adds BatchNorm1d after the hidden
-    layer), followed by L2 normalisation. :meth:`loss` takes the V*N rows of
-    the V views of N images, ordered view-major, and the N data samples, and
-    treats the views as more rows with the same label. Usable on its own,
+    layer), followed by L2 normalisation. :meth:`loss` takes feature rows
+    and one label (or data sample) per row: the views of an image are simply
+    more rows with its label, laid out by the caller. Usable on its own,
     e.g. as an extra loss head in another model.
 
     Args:
@@ -162,16 +140,15 @@ class SupConHead(ProjectionHead):
             MODELS.build(loss)
 
     def loss(self, feats: FeatsType, data_samples: SamplesType) -> dict:
-        """Compute the SupCon loss of the V*N rows.
+        """Compute the SupCon loss of the feature rows.
 
         Args:
-            feats: Features (V*N, in_channels) ordered view-major, or a tuple
-                whose last item is that.
-            data_samples: The N data samples, or a tensor of the N labels.
+            feats: Features (M, in_channels), or a tuple whose last item is
+                that.
+            data_samples: M data samples, or a tensor of the M labels.
 
         Returns:
             dict[str, Tensor]: ``dict(loss=...)``.
         """
-        labels, _ = self.split_views(feats, data_samples)
         z = self(feats)
-        return dict(loss=self.loss_module(z, labels))
+        return dict(loss=self.loss_module(z, self.row_labels(data_samples)))

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 from mmpretrain.registry import MODELS
 
+from ..utils.step_rng import step_generator
 from .supcon_loss import check_features_labels, check_temperature
 
 DENOMINATORS = ('negatives', 'all')
@@ -60,9 +61,10 @@ class PSCLoss(nn.Module):
     O(M * C): there is no pairwise matrix between rows.
 
     With ``num_negatives=K`` each row uses K negatives drawn uniformly without
-    replacement from its C - 1 negatives (fresh draws every call, from
-    torch's global generator; see :meth:`sample_negatives`), for very many
-    classes.
+    replacement from its C - 1 negatives (fresh draws every training step,
+    repeated exactly by a resumed run; see :meth:`sample_negatives`), for
+    very many classes. Labels must lie in ``[0, C)``; they are not read back
+    to the host to check that.
 
     Args:
         temperature: tau, a finite number > 0. Defaults to 0.1 (the paper
@@ -101,7 +103,10 @@ class PSCLoss(nn.Module):
                          num_negatives: int) -> torch.Tensor:
         """Draw ``num_negatives`` distinct negative classes for every row.
 
-        Uses torch's global random generator on the device of ``labels``.
+        Inside a training loop the draws come from the generator of the
+        step (:func:`step_generator`, seeded by seed, epoch, iteration and
+        rank), so a resumed run draws what the uninterrupted one drew;
+        elsewhere from torch's global generator.
 
         Args:
             labels: Labels, shape (M,).
@@ -112,7 +117,12 @@ class PSCLoss(nn.Module):
             Tensor: Class indices, shape (M, K); no row holds its own label
             and no index repeats within a row.
         """
-        keys = torch.rand(labels.shape[0], num_classes, device=labels.device)
+        generator = step_generator(labels.device, 'psc_negatives')
+        keys = torch.rand(
+            labels.shape[0],
+            num_classes,
+            device=labels.device,
+            generator=generator)
         # The positive gets a key above every random key, so it sorts last.
         keys.scatter_(1, labels[:, None], 2.0)
         return keys.argsort(dim=1)[:, :num_negatives]
@@ -143,13 +153,6 @@ class PSCLoss(nn.Module):
                 f'PSCLoss: needs at least 2 prototypes, got {num_classes}.')
         check_num_negatives(self.num_negatives, num_classes, 'PSCLoss')
         labels = labels.to(features.device).long()
-        if labels.numel() > 0:
-            low, high = int(labels.min()), int(labels.max())
-            if low < 0 or high >= num_classes:
-                bad = low if low < 0 else high
-                raise ValueError(
-                    f'PSCLoss: label {bad} is out of range; labels must be in '
-                    f'[0, {num_classes - 1}] for {num_classes} prototypes.')
         if labels.numel() == 0:
             return features.sum() * 0.0 + prototypes.sum() * 0.0
 

@@ -167,26 +167,21 @@ class SupConLoss(nn.Module):
             valid.sum().to(features.dtype)) if world_size > 1 else \
             valid.sum().to(features.dtype)
 
-        if not bool(valid.any()):
-            # A zero that keeps the graph (and, when gathered, the gather's
-            # backward, which every rank must enter).
-            return contrast.sum() * 0.0 + features.sum() * 0.0
-
-        # Only anchors with positives enter the computation: their rows have
-        # at least one other element, so the log-sum-exp is finite.
-        anchors = features[valid]
-        logits = anchors @ contrast.t() / self.temperature
-        anchor_self = self_mask[valid]
-        anchor_pos = pos_mask[valid]
-        masked = logits.masked_fill(anchor_self, float('-inf'))
+        # Every anchor is computed and those without positives are masked
+        # out, so nothing is read back to the host. With more than one row
+        # every anchor has another row in its denominator: all finite.
+        if num_global <= 1:
+            return contrast.sum() * 0.0
+        logits = features @ contrast.t() / self.temperature
+        masked = logits.masked_fill(self_mask, float('-inf'))
         row_max = masked.max(dim=1, keepdim=True).values.detach()
         log_denominator = torch.log(
             torch.exp(masked - row_max).sum(dim=1, keepdim=True)) + row_max
         log_prob = logits - log_denominator
-        mean_log_prob_pos = (log_prob * anchor_pos).sum(dim=1) / \
-            num_pos[valid].to(features.dtype)
-        per_anchor = -mean_log_prob_pos
+        mean_log_prob_pos = (log_prob * pos_mask).sum(dim=1) / \
+            num_pos.clamp(min=1).to(features.dtype)
+        per_anchor = -mean_log_prob_pos * valid
         if self.base_temperature is not None:
             per_anchor = per_anchor * (self.temperature /
                                        self.base_temperature)
-        return per_anchor.sum() * world_size / num_valid
+        return per_anchor.sum() * world_size / num_valid.clamp(min=1)

@@ -1,0 +1,173 @@
+"""The CIFAR-10-LT benchmark scripts, run as commands on tiny generated data.
+
+tools/benchmarks/reproduce_cifar10lt.py (rows appended to one table across
+invocations) and tools/benchmarks/cifar10lt_short.py (device and per-sample
+data paths), 1 epoch at batch 8, checked against counts computed here from
+the generated folders.
+"""
+import json
+import math
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+from PIL import Image
+
+from conftest import make_image_folder
+from tool_runner import python_tool, run
+
+REPRODUCE = 'benchmarks/reproduce_cifar10lt.py'
+SHORT = 'benchmarks/cifar10lt_short.py'
+ROWS = ('CE', 'Hybrid-SC', 'Hybrid-PSC')
+#: Training images per class of the generated long-tailed folders.
+LT_COUNTS = [20, 12, 8, 6, 4, 3, 3, 2, 2, 2]
+BATCH = 8
+
+
+@pytest.fixture(scope='module')
+def webp_folder(tmp_path_factory) -> Path:
+    """A long-tailed folder like cifar10lt_if100_webp: lossless WebP files."""
+    png = make_image_folder(
+        tmp_path_factory.mktemp('lt_png'), LT_COUNTS, test_per_class=2)
+    root = tmp_path_factory.mktemp('lt_webp')
+    for path in png.rglob('*.png'):
+        target = (root / path.relative_to(png)).with_suffix('.webp')
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(path).save(target, lossless=True)
+    return root
+
+
+def read_table(path: Path) -> List[Dict[str, str]]:
+    """The rows of the (only) markdown table of a file, keyed by column."""
+    lines = [line for line in path.read_text().splitlines()
+             if line.startswith('|')]
+    header = [cell.strip() for cell in lines[0].strip('|').split('|')]
+    assert set(lines[1]) <= set('|-')
+    return [
+        dict(zip(header, (c.strip() for c in line.strip('|').split('|'))))
+        for line in lines[2:]
+    ]
+
+
+def exp_counts(n_max: int, imbalance_factor: float, num_classes: int = 10):
+    """The CIFAR-LT exponential profile (Cao et al.), written out here."""
+    return [
+        int(n_max * (1 / imbalance_factor)**(i / (num_classes - 1)))
+        for i in range(num_classes)
+    ]
+
+
+def test_reproduce_rows_accumulate_across_invocations(webp_folder, tmp_path):
+    work_dir = tmp_path / 'reproduce'
+    n = sum(LT_COUNTS)  # the WebP copy is read as it is (profile 'none')
+    iters = math.ceil(n / BATCH)
+    common = ['--data-root', webp_folder, '--epochs', 1, '--batch-size',
+              BATCH, '--work-dir', work_dir]
+
+    result = run(python_tool(REPRODUCE, 'CE', *common))
+    assert 'device: CPU' in result.stdout
+    rows = json.loads((work_dir / 'results.json').read_text())['rows']
+    assert [r['row'] for r in rows] == ['CE']
+    ce = rows[0]
+    assert ce['class_counts'] == LT_COUNTS
+    assert ce['data_format'] == 'webp'
+    assert (ce['iters'], ce['images']) == (iters, n)  # N images per step
+    assert 0 <= ce['top1'] <= 100 and ce['published_top1'] == 70.36
+    assert ce['images_per_s'] == pytest.approx(ce['images'] / ce['train_s'])
+    assert ce['settings']['lr'] == pytest.approx(0.5 * BATCH / 512)
+    assert '| CE | ' in result.stdout
+
+    # A second invocation appends its row to the same table.
+    run(python_tool(REPRODUCE, 'Hybrid-SC', *common))
+    rows = json.loads((work_dir / 'results.json').read_text())['rows']
+    assert [r['row'] for r in rows] == ['CE', 'Hybrid-SC']
+    assert (rows[1]['iters'], rows[1]['images']) == (iters, 3 * n)
+    table = read_table(work_dir / 'results.md')
+    assert [r['row'] for r in table] == ['CE', 'Hybrid-SC']
+    for row, published in zip(table, ('70.36', '81.40')):
+        assert row['published top-1'] == published
+        for column in ('top-1', 'train (s)', 'images/s'):
+            assert float(row[column]) >= 0
+        assert row['few'] != '-'  # classes with < 20 training images
+
+
+@pytest.mark.parametrize('data_path,methods', [
+    ('per-sample', ['CE', 'Hybrid-SC']),
+    ('device', ['Hybrid-PSC']),
+])
+def test_short_benchmark_data_paths(tiny_folder, tmp_path, data_path,
+                                    methods):
+    # tiny_folder: 24 PNG images in each of 10 classes, cut here at IF 10.
+    counts = exp_counts(24, 10)
+    n = sum(counts)
+    work_dir = tmp_path / data_path
+    run(python_tool(SHORT, '--data-root', tiny_folder, '--data-path',
+                    data_path, '--imbalance-factor', 10, '--epochs', 1,
+                    '--batch-size', BATCH, '--num-workers', 0, '--methods',
+                    *methods, '--work-dir', work_dir))
+    results = json.loads((work_dir / 'results.json').read_text())['results']
+    table = {r['method']: r for r in read_table(work_dir / 'results.md')}
+    assert list(table) == methods
+    for method in methods:
+        per_sample = 1 if method == 'CE' else 3  # 2 views + balanced image
+        assert results[method]['class_counts'] == counts
+        assert int(table[method]['iters']) == math.ceil(n / BATCH)
+        assert int(table[method]['images processed']) == per_sample * n
+        assert float(table[method]['images/s']) > 0
+        assert results[method]['settings']['train_workers'] == 0
+    # The run's config (as the runner dumped it) has the data path asked
+    # for.
+    from mmengine.config import Config
+    for method in methods:
+        cfg = Config.fromfile(
+            next((work_dir / method).glob('*/vis_data/config.py')),
+            import_custom_modules=False)
+        dataset = cfg.train_dataloader.dataset
+        transforms = cfg.data_preprocessor.batch_transforms
+        if data_path == 'device':
+            assert dataset.hold_in_memory
+            assert [t['type'] for t in dataset.pipeline] == ['PackInputs']
+            assert [t['type'] for t in transforms] == [
+                'BatchRandomCrop', 'BatchRandomFlip', 'BatchRandomGrayscale']
+        else:
+            assert not dataset.hold_in_memory and transforms == []
+            first = 'RandomCrop' if method == 'CE' else 'MultiView'
+            assert dataset.pipeline[0]['type'] == first
+
+
+@pytest.mark.parametrize('script', [REPRODUCE, SHORT])
+def test_data_root_without_train_folder(script, tmp_path):
+    (tmp_path / 'test').mkdir()
+    args = [] if script == SHORT else ['CE']
+    result = run(python_tool(script, *args, '--data-root', tmp_path),
+                 check=False)
+    assert result.returncode == 2
+    assert '--data-root' in result.stderr and 'train/' in result.stderr
+    assert str(tmp_path) in result.stderr
+
+
+@pytest.mark.parametrize('args', [
+    [REPRODUCE, 'CE', 'Hybrid-XX'],
+    [SHORT, '--methods', 'Hybrid-XX'],
+])
+def test_unknown_row_lists_the_allowed_ones(args, webp_folder):
+    result = run(python_tool(*args, '--data-root', webp_folder), check=False)
+    assert result.returncode == 2
+    assert "'Hybrid-XX'" in result.stderr
+    assert ', '.join(ROWS) in result.stderr
+
+
+def test_short_refuses_imbalance_factor_on_the_webp_copy(webp_folder):
+    result = run(python_tool(SHORT, '--data-root', webp_folder,
+                             '--imbalance-factor', 10), check=False)
+    assert result.returncode == 2
+    assert '--imbalance-factor' in result.stderr
+    assert 'already long-tailed' in result.stderr
+
+
+def test_reproduce_refuses_a_foreign_results_file(webp_folder, tmp_path):
+    (tmp_path / 'results.json').write_text('{"results": {}}')
+    result = run(python_tool(REPRODUCE, 'CE', '--data-root', webp_folder,
+                             '--work-dir', tmp_path), check=False)
+    assert result.returncode != 0
+    assert 'results.json was not written by this script' in result.stderr

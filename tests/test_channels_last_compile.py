@@ -1,0 +1,85 @@
+"""The hybrid model with channels-last images and under ``torch.compile``.
+
+mmengine compiles ``model.train_step`` when a config sets ``compile``; the
+test compiles it the same way with TorchDynamo's ``eager`` backend (the
+graph capture and its breaks, without the slow code generation of inductor,
+which a one-epoch CPU run through tools/train.py with ``compile=True``
+exercised when this was written). Both must give the loss of the plain
+model.
+"""
+import copy
+
+import pytest
+import torch
+from mmengine.optim import OptimWrapper
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+import mmlt_hybrid  # noqa: F401  (registers the components)
+from mmlt_hybrid.models.utils import HybridDataPreprocessor
+
+N = 6
+
+
+def _model(**preprocessor):
+    torch.manual_seed(0)
+    model = MODELS.build(
+        dict(
+            type='HybridClassifier',
+            backbone=dict(type='CifarResNet', depth=8),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=3, in_channels=64),
+            feat_head=dict(type='SupConHead', out_channels=8),
+            data_preprocessor=dict(
+                type='HybridDataPreprocessor',
+                mean=[120., 110., 100.],
+                std=[60., 60., 60.],
+                num_views=2,
+                **preprocessor)))
+    model.alpha = 0.5
+    return model
+
+
+def _batch():
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (2, N, 3, 8, 8), dtype=torch.uint8,
+                           generator=g)
+    return dict(
+        inputs=dict(views=[images[0]], balanced=images[1]),
+        data_samples=dict(
+            uniform=[DataSample().set_gt_label(k % 3) for k in range(N)],
+            balanced=[DataSample().set_gt_label(k % 3) for k in range(N)]))
+
+
+def _step(model, train_step=None):
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    return (train_step or model.train_step)(_batch(), wrapper)
+
+
+def test_channels_last_images_and_same_loss():
+    pre = HybridDataPreprocessor(
+        mean=[0., 0., 0.], std=[1., 1., 1.], num_views=2,
+        channels_last=True)
+    out = pre(copy.deepcopy(_batch()), training=True)
+    for images in out['inputs']['views'] + [out['inputs']['balanced']]:
+        assert images.is_contiguous(memory_format=torch.channels_last)
+        assert not images.is_contiguous()
+    plain = _step(_model())
+    last = _step(_model(channels_last=True))
+    for key in ('loss_feat', 'loss_cls'):
+        assert torch.allclose(last[key], plain[key], rtol=1e-4, atol=1e-5)
+
+
+def test_channels_last_must_be_a_bool():
+    with pytest.raises(TypeError, match='channels_last=1'):
+        HybridDataPreprocessor(channels_last=1)
+
+
+def test_compiled_train_step_gives_the_eager_loss():
+    torch._dynamo.reset()
+    plain = _step(_model())
+    model = _model()
+    compiled = torch.compile(model.train_step, backend='eager')
+    losses = _step(model, compiled)
+    for key in ('loss_feat', 'loss_cls'):
+        assert torch.allclose(losses[key], plain[key], rtol=1e-5, atol=1e-6)

@@ -1,0 +1,401 @@
+"""Config building, timing and tables shared by the CIFAR-10-LT benchmarks.
+
+Used by ``cifar10lt_short.py`` (CE / Hybrid-SC / Hybrid-PSC at a short
+budget) and ``reproduce_cifar10lt.py`` (the paper's recipe, one row at a
+time). Both run a shipped experiment config on an image-folder copy of the
+data:
+
+- ``png``: a balanced folder copy of CIFAR-10
+  (``<root>/{train,test}/<class>/*.png``, e.g. ``../shared/data/cifar10``),
+  cut to CIFAR-10-LT by ``LongTailedDataset`` (exponential profile);
+- ``webp``: the compact, already long-tailed copy
+  (``<root>/{train,test}/<class>/*.webp``, e.g.
+  ``../shared/data/cifar10lt_if100_webp``), read with
+  ``CustomDataset(extensions=('.webp',))`` inside
+  ``LongTailedDataset(profile='none')`` (cutting it again would select a
+  different subset).
+
+Only the standard library is imported at module level, so that the scripts
+can check their command line (and fail fast on a bad one) before torch and
+mmengine are loaded.
+"""
+import argparse
+import copy
+import glob
+import os
+import os.path as osp
+import platform
+import time
+from typing import Dict, List, Optional, Sequence
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+METHODS = {
+    'CE': 'configs/ce_r32_cifar10lt.py',
+    'Hybrid-SC': 'configs/hybrid_sc_r32_cifar10lt.py',
+    'Hybrid-PSC': 'configs/hybrid_psc_r32_cifar10lt.py',
+}
+FOLDER_DATA = 'configs/_base_/datasets/cifar10lt_folder.py'
+PER_SAMPLE_DATA = 'configs/_base_/datasets/cifar10lt_per_sample.py'
+DATA_PATHS = ('device', 'per-sample')
+DATA_FORMATS = ('png', 'webp')
+
+
+def method_name(value: str) -> str:
+    """argparse ``type``: a method (row) name, case-insensitive.
+
+    Raises:
+        argparse.ArgumentTypeError: Naming the value and the allowed names.
+    """
+    for name in METHODS:
+        if value.lower() == name.lower():
+            return name
+    raise argparse.ArgumentTypeError(
+        f'unknown method {value!r}; allowed: {", ".join(METHODS)}')
+
+
+def positive_int(value: str) -> int:
+    """argparse ``type``: an int >= 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(
+            f'must be a positive integer, got {value!r}')
+    return number
+
+
+def non_negative_int(value: str) -> int:
+    """argparse ``type``: an int >= 0."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(
+            f'must be an integer >= 0, got {value!r}')
+    return number
+
+
+def data_format(data_root: str, option: str = '--data-root') -> str:
+    """Which copy of the data ``data_root`` is: ``'webp'`` or ``'png'``.
+
+    ``'webp'`` when ``<data_root>/train/`` holds ``.webp`` files (the
+    compact long-tailed copy), else ``'png'`` (a balanced copy of CIFAR-10,
+    cut by the long-tail protocol).
+
+    Args:
+        data_root (str): The folder given on the command line.
+        option (str): The command-line option, named in errors.
+
+    Raises:
+        FileNotFoundError: If ``train/`` or ``test/`` is missing.
+    """
+    for split in ('train', 'test'):
+        if not osp.isdir(osp.join(data_root, split)):
+            raise FileNotFoundError(
+                f'{option} {data_root!r} has no {split}/ folder; expected an '
+                'image-folder copy of CIFAR-10 (<root>/{train,test}/<class>/'
+                '*.png, e.g. ../shared/data/cifar10) or the long-tailed WebP '
+                'copy (<root>/{train,test}/<class>/*.webp, e.g. '
+                '../shared/data/cifar10lt_if100_webp)')
+    pattern = osp.join(glob.escape(data_root), 'train', '*', '*.webp')
+    return 'webp' if next(glob.iglob(pattern), None) else 'png'
+
+
+def check_data_root(parser: argparse.ArgumentParser,
+                    args: argparse.Namespace) -> None:
+    """Set ``args.data_format`` from ``args.data_root``, or exit with a
+    usage error naming ``--data-root`` (see :func:`data_format`)."""
+    try:
+        args.data_format = data_format(args.data_root)
+    except FileNotFoundError as err:
+        parser.error(str(err))
+
+
+def build_cfg(method: str,
+              data_root: str,
+              work_dir: str,
+              epochs: Optional[int] = None,
+              batch_size: Optional[int] = None,
+              imbalance_factor: Optional[float] = None,
+              data_path: str = 'device',
+              num_workers: Optional[int] = None,
+              amp: bool = False,
+              seed: int = 0,
+              log_interval: int = 20):
+    """A method's shipped CIFAR-10-LT config on a folder copy of the data.
+
+    What is not given is left as the shipped config has it (the paper's
+    recipe: 200 epochs, batch 512 per branch, SGD lr 0.5, x0.1 at epochs
+    120/160, alpha parabolic over the epochs, IF 100). Validation during
+    training is switched off: the run is evaluated once, on the test set,
+    after training (:func:`train_and_test`).
+
+    Args:
+        method (str): A key of :data:`METHODS`.
+        data_root (str): A folder copy of the data (see :func:`data_format`).
+        work_dir (str): The runner's work dir.
+        epochs (int, optional): Epochs; the lr milestones move to 60 % and
+            80 % of them (120/200 and 160/200 in the paper).
+        batch_size (int, optional): Images per branch per step; the lr is
+            scaled linearly from the config's (0.5 at
+            ``auto_scale_lr.base_batch_size`` 512).
+        imbalance_factor (float, optional): IF of the long-tail cut of a
+            PNG copy. Not allowed with the WebP copy (already cut).
+        data_path (str): ``'device'`` (the shipped configs: the set held in
+            memory, augmented batch-wise by the data preprocessor, no
+            workers) or ``'per-sample'`` (mmpretrain transforms per sample
+            in data workers, ``cifar10lt_per_sample.py``).
+        num_workers (int, optional): Data workers of the per-sample training
+            loader and of the test loader (the device path keeps 0 for
+            training). None keeps the config's.
+        amp (bool): Mixed precision (fp16 AMP on CUDA, bf16 on the CPU).
+        seed (int): The run's seed (``randomness.seed``); the long-tailed
+            selection keeps the protocol's seed 0.
+        log_interval (int): Iterations between log lines.
+
+    Returns:
+        Config: The run's config.
+    """
+    from mmengine.config import Config
+
+    from mmlt_hybrid.utils import enable_amp
+
+    if method not in METHODS:
+        raise ValueError(f'method={method!r} is unknown; allowed: '
+                         f'{", ".join(METHODS)}')
+    if data_path not in DATA_PATHS:
+        raise ValueError(f'--data-path {data_path!r} is unknown; allowed: '
+                         f'{", ".join(DATA_PATHS)}')
+    fmt = data_format(data_root)
+    if fmt == 'webp' and imbalance_factor is not None:
+        raise ValueError(
+            f'--imbalance-factor {imbalance_factor:g}: {data_root!r} holds '
+            'the WebP copy, which is already long-tailed and read as it is '
+            "(profile='none'); leave --imbalance-factor out, or give a "
+            'balanced PNG copy of CIFAR-10 as --data-root')
+
+    cfg = Config.fromfile(osp.join(REPO, METHODS[method]))
+    folder = Config.fromfile(osp.join(REPO, FOLDER_DATA))
+    data_root = osp.abspath(data_root)
+    extensions = dict(extensions=('.webp', )) if fmt == 'webp' else {}
+
+    # Training set: the long-tailed set, read from the image folders.
+    train_loader = cfg.train_dataloader
+    lt = train_loader.dataset.dataset
+    lt.dataset = copy.deepcopy(folder.train_dataloader.dataset.dataset.dataset)
+    lt.dataset.update(data_root=data_root, **extensions)
+    if fmt == 'webp':
+        lt.profile = 'none'
+    elif imbalance_factor is not None:
+        lt.imbalance_factor = imbalance_factor
+    # Test set: the balanced test folder; evaluated once, after training.
+    test_loader = copy.deepcopy(folder.test_dataloader)
+    test_loader.dataset.update(data_root=data_root, **extensions)
+    if num_workers is not None:
+        test_loader.num_workers = num_workers
+    cfg.test_dataloader = test_loader
+    cfg.test_evaluator = copy.deepcopy(cfg.val_evaluator)
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+
+    if data_path == 'per-sample':
+        per_sample = Config.fromfile(osp.join(REPO, PER_SAMPLE_DATA))
+        pair = per_sample.train_dataloader.dataset
+        if train_loader.sampler.type == 'DefaultSampler':
+            # Plain CE: single images, one augmented view each.
+            train_loader.dataset.update(
+                pipeline=copy.deepcopy(pair.balanced_pipeline),
+                hold_in_memory=False)
+        else:
+            train_loader.dataset.update(
+                pipeline=copy.deepcopy(pair.pipeline),
+                balanced_pipeline=copy.deepcopy(pair.balanced_pipeline),
+                hold_in_memory=False)
+        cfg.data_preprocessor.update(
+            num_views=per_sample.data_preprocessor.num_views,
+            batch_transforms=copy.deepcopy(
+                per_sample.data_preprocessor.batch_transforms))
+        if num_workers is not None:
+            train_loader.num_workers = num_workers
+        train_loader.persistent_workers = train_loader.num_workers > 0
+
+    # Schedule: the paper's shape, scaled to the budget when overridden.
+    max_epochs = cfg.train_cfg.max_epochs if epochs is None else epochs
+    cfg.train_cfg = dict(by_epoch=True, max_epochs=max_epochs)
+    if epochs is not None:
+        cfg.param_scheduler = dict(
+            type='MultiStepLR', by_epoch=True, gamma=0.1,
+            milestones=[round(0.6 * epochs), round(0.8 * epochs)])
+    if batch_size is not None:
+        base = cfg.get('auto_scale_lr', {}).get('base_batch_size',
+                                                train_loader.batch_size)
+        cfg.optim_wrapper.optimizer.lr = (
+            cfg.optim_wrapper.optimizer.lr * batch_size / base)
+        train_loader.batch_size = batch_size
+    if amp:
+        enable_amp(cfg)
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', interval=min(10, max_epochs), max_keep_ckpts=1)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=log_interval)
+    cfg.randomness = dict(seed=seed, deterministic=False)
+    cfg.work_dir = work_dir
+    return cfg
+
+
+def describe_cfg(cfg) -> Dict[str, object]:
+    """The settings of a built config that a results row records."""
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    amp = {'AmpOptimWrapper': 'fp16', 'CpuAmpOptimWrapper': 'bf16'}.get(
+        wrapper, 'fp32')
+    if amp != 'fp32' and cfg.optim_wrapper.get('dtype'):
+        amp = {'float16': 'fp16', 'bfloat16': 'bf16'}.get(
+            cfg.optim_wrapper.dtype, cfg.optim_wrapper.dtype)
+    scheduler = cfg.param_scheduler
+    return dict(
+        epochs=cfg.train_cfg.max_epochs,
+        batch_size=cfg.train_dataloader.batch_size,
+        lr=cfg.optim_wrapper.optimizer.lr,
+        milestones=list(scheduler.get('milestones', []))
+        if isinstance(scheduler, dict) else None,
+        precision=amp,
+        train_workers=cfg.train_dataloader.num_workers,
+        seed=cfg.randomness.seed)
+
+
+def _train_meter():
+    """A hook that counts the images every training step processes and
+    times the training epochs.
+
+    A hybrid step processes ``V`` views of each uniform image plus the
+    class-balanced image (``3N`` for ``V = 2``), a plain-CE step its ``N``
+    images; ``V`` is what the data preprocessor makes (``num_views``) or,
+    without it, the views the data brings. The time is that of the training
+    epochs (data loading and steps, the accelerator synchronised at the
+    start and the end of each epoch), without building the dataset, saving
+    checkpoints or testing.
+    """
+    import torch
+    from mmengine.hooks import Hook
+
+    def sync() -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    class TrainMeterHook(Hook):
+        priority = 'VERY_HIGH'
+
+        def __init__(self) -> None:
+            self.images = self.samples = self.iters = 0
+            self.train_s = 0.0
+            self.train_start: Optional[float] = None
+            self._epoch_start = 0.0
+
+        def before_train(self, runner) -> None:
+            self.train_start = time.perf_counter()
+
+        def before_train_epoch(self, runner) -> None:
+            sync()
+            self._epoch_start = time.perf_counter()
+
+        def after_train_epoch(self, runner) -> None:
+            sync()
+            self.train_s += time.perf_counter() - self._epoch_start
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None,
+                             outputs=None) -> None:
+            self.iters += 1
+            inputs = data_batch['inputs']
+            samples = data_batch.get('data_samples')
+            if isinstance(inputs, dict):  # a hybrid batch
+                model = getattr(runner.model, 'module', runner.model)
+                views = getattr(model.data_preprocessor, 'num_views', None) \
+                    or len(inputs['views'])
+                n = len(samples['uniform'])
+                self.samples += n
+                self.images += n * views + len(samples['balanced'])
+                return
+            n = len(samples) if samples is not None else len(inputs)
+            multi_view = isinstance(inputs, (list, tuple)) and inputs and \
+                isinstance(inputs[0], (list, tuple))
+            # mmpretrain's multi-view layout: V lists of N images
+            self.samples += n
+            self.images += n * (len(inputs) if multi_view else 1)
+
+    return TrainMeterHook()
+
+
+def train_and_test(cfg) -> Dict[str, object]:
+    """Train a config, then test it once.
+
+    Returns:
+        dict: The test metrics (``long_tail/top1``, ...), ``train_s`` (the
+        wall time of the training epochs), ``setup_s`` (building the
+        training set, e.g. decoding it into memory, and the optimiser),
+        ``iters``, ``samples`` (training samples drawn), ``images``
+        (training images processed, all views and branches), ``images_per_s``
+        (``images / train_s``) and ``class_counts`` of the training set.
+    """
+    from mmengine.runner import Runner
+
+    import mmlt_hybrid  # noqa: F401  (registers the components)
+
+    meter = _train_meter()
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(meter, priority=meter.priority)
+    start = time.perf_counter()
+    runner.train()
+    total_s = time.perf_counter() - start
+    counts = getattr(runner.train_dataloader.dataset, 'class_counts', None)
+    metrics = runner.test()
+    return dict(
+        metrics,
+        train_s=meter.train_s,
+        setup_s=(meter.train_start or start) - start,
+        train_total_s=total_s,
+        iters=meter.iters,
+        samples=meter.samples,
+        images=meter.images,
+        images_per_s=meter.images / meter.train_s if meter.train_s else 0.,
+        class_counts=list(counts) if counts is not None else None)
+
+
+def metric(results: Dict[str, object], key: str) -> Optional[float]:
+    """A test metric by its short name (``top1``, ``many``...), or None
+    when it is missing (e.g. a shot group without classes)."""
+    for name, value in results.items():
+        if name == key or name.endswith('/' + key):
+            return value
+    return None
+
+
+def fmt(value, spec: str = '.2f') -> str:
+    """A table cell: ``-`` for a missing value."""
+    return '-' if value is None else format(value, spec)
+
+
+def markdown_table(header: Sequence[str], rows: List[Sequence[str]]) -> str:
+    """A markdown table."""
+    lines = ['| ' + ' | '.join(header) + ' |',
+             '|' + '---|' * len(header)]
+    lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
+    return '\n'.join(lines)
+
+
+def device_name() -> str:
+    """The accelerator's name, or the CPU's."""
+    import torch
+    if torch.cuda.is_available():
+        return (f'{torch.cuda.get_device_name(0)} (CUDA '
+                f'{torch.version.cuda}, {torch.cuda.device_count()} visible)')
+    return (f'CPU {platform.processor() or platform.machine()}, '
+            f'{os.cpu_count()} cores')
+
+
+def environment() -> str:
+    """The device and the versions of the main packages, for a header."""
+    import mmengine
+    import mmpretrain
+    import torch
+    return (f'{device_name()}; torch {torch.__version__}, mmengine '
+            f'{mmengine.__version__}, mmpretrain {mmpretrain.__version__}')

@@ -8,18 +8,25 @@ for CustomDataset over folders, and a generated list file for ann_file
 datasets.
 """
 import copy
+import functools
 import importlib.util
+import uuid
 from pathlib import Path
 from typing import Dict, List
 
 import pytest
+import torch
 from mmengine.config import Config, ConfigDict
-from mmengine.registry import DefaultScope
+from mmengine.logging import MessageHub
+from mmengine.registry import FUNCTIONS, DefaultScope
 from mmengine.runner import Runner
-from mmpretrain.registry import DATASETS, MODELS
+from mmpretrain.registry import DATA_SAMPLERS, DATASETS, MODELS
+from mmpretrain.structures import DataSample
 
 import mmlt_hybrid  # noqa: F401
 from conftest import REPO_ROOT, make_image_folder
+from mmlt_hybrid.datasets import ClassBalancedPairSampler, HybridPairDataset
+from mmlt_hybrid.models.utils import HybridDataPreprocessor
 
 CONFIG_DIR = REPO_ROOT / 'configs'
 ALL_CONFIGS = sorted(
@@ -27,6 +34,9 @@ ALL_CONFIGS = sorted(
     if '_base_' not in p.parts)
 CIFAR_CONFIGS = [c for c in ALL_CONFIGS if 'cifar' in c or 'quickstart' in c]
 LARGE_SCALE = [c for c in ALL_CONFIGS if c not in CIFAR_CONFIGS]
+# The shipped CIFAR-LT configs hold the decoded training set in memory and
+# augment on the device; the example keeps mmpretrain's per-sample pipeline.
+IN_MEMORY = [c for c in CIFAR_CONFIGS if not c.startswith('examples/')]
 
 
 def test_config_lists_are_complete():
@@ -108,9 +118,35 @@ def data_tmp(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp('standin')
 
 
+@pytest.fixture
+def training_step():
+    """A fresh message hub holding a training step: the preprocessor's
+    draws come from its step generator, whatever earlier tests left."""
+    name = f'test_configs_{uuid.uuid4().hex}'
+    hub = MessageHub.get_instance(name)
+    for key, value in (('seed', 0), ('epoch', 0), ('iter', 0)):
+        hub.update_info(key, value)
+    yield hub
+    MessageHub._instance_dict.pop(name, None)
+
+
+def _train_collate(cfg: Config):
+    """The training collate function, as the Runner builds it."""
+    spec = dict(cfg.train_dataloader.get('collate_fn',
+                                         dict(type='pseudo_collate')))
+    return functools.partial(FUNCTIONS.get(spec.pop('type')), **spec)
+
+
+def _label(sample: DataSample) -> int:
+    assert isinstance(sample, DataSample)
+    return int(sample.gt_label)
+
+
 @pytest.mark.parametrize('name', ALL_CONFIGS)
-def test_config_builds(name, data_tmp):
-    """Model and datasets of every config build on stand-in data."""
+def test_config_builds(name, data_tmp, training_step):
+    """Model and datasets of every config build on stand-in data; a training
+    item and a collated batch through the model's preprocessor have the
+    documented layout."""
     cfg = _load(name, data_tmp)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model_cfg = copy.deepcopy(cfg.model)
@@ -120,11 +156,73 @@ def test_config_builds(name, data_tmp):
         test_set = DATASETS.build(cfg.test_dataloader.dataset)
     assert len(train_set) > 0 and len(test_set) > 0
     n = _num_classes(cfg)
+    assert isinstance(train_set, HybridPairDataset)
+    assert train_set.hold_in_memory == (name in IN_MEMORY)
+    pre = model.data_preprocessor
+    assert isinstance(pre, HybridDataPreprocessor)
+    collate = _train_collate(cfg)
+    labels = train_set.get_gt_labels()
+    size = 224 if name in LARGE_SCALE else 32
+    shape = (3, size, size)
     if cfg.model.type == 'HybridClassifier':
         assert model.feat_head is not None
-        item = train_set[(0, len(train_set) - 1)]
-        assert len(item['inputs']) == 3  # two views + the balanced image
-        assert len(item['data_samples']) == 2
+        sampler = DATA_SAMPLERS.build(
+            cfg.train_dataloader.sampler,
+            default_args=dict(dataset=train_set, seed=0))
+        assert isinstance(sampler, ClassBalancedPairSampler)
+        triples = list(sampler)[:4]
+        items = []
+        for i, j, seed in triples:
+            item = train_set[(i, j, seed)]
+            # dict(inputs=dict(views=[...], balanced=img),
+            #      data_samples=dict(uniform=..., balanced=...))
+            assert set(item) == {'inputs', 'data_samples'}
+            assert set(item['inputs']) == {'views', 'balanced'}
+            views = item['inputs']['views']
+            # Held in memory: the decoded image, viewed by the
+            # preprocessor; otherwise the workers' two views.
+            assert len(views) == (1 if name in IN_MEMORY else 2)
+            for image in views + [item['inputs']['balanced']]:
+                assert image.shape == shape and image.dtype == torch.uint8
+            if name in IN_MEMORY:
+                raw = train_set.get_data_info(i)['img']
+                assert torch.equal(views[0],
+                                   torch.from_numpy(raw).permute(2, 0, 1))
+            samples = item['data_samples']
+            assert set(samples) == {'uniform', 'balanced'}
+            assert _label(samples['uniform']) == labels[i]
+            assert _label(samples['balanced']) == labels[j]
+            items.append(item)
+        out = pre(collate(items), training=True)
+        # inputs=dict(views=[V x (N, C, H, W)], balanced=(N, C, H, W)),
+        # data_samples=dict(uniform=[N], balanced=[N])
+        assert set(out['inputs']) == {'views', 'balanced'}
+        assert len(out['inputs']['views']) == 2
+        for tensor in out['inputs']['views'] + [out['inputs']['balanced']]:
+            assert tensor.shape == (4, ) + shape
+            assert tensor.dtype == torch.float32
+        samples = out['data_samples']
+        assert [_label(s) for s in samples['uniform']] == [
+            labels[i] for i, _, _ in triples
+        ]
+        assert [_label(s) for s in samples['balanced']] == [
+            labels[j] for _, j, _ in triples
+        ]
+    else:
+        # Plain CE: single images of the same set, uniformly shuffled.
+        assert cfg.train_dataloader.sampler.type == 'DefaultSampler'
+        items = [train_set[k] for k in range(8)]
+        for k, item in enumerate(items):
+            assert set(item) == {'inputs', 'data_samples'}
+            assert item['inputs'].shape == shape
+            assert item['inputs'].dtype == torch.uint8
+            assert _label(item['data_samples']) == labels[k]
+        train = pre(collate(copy.deepcopy(items)), training=True)
+        test = pre(collate(copy.deepcopy(items)), training=False)
+        assert train['inputs'].shape == test['inputs'].shape == (8, ) + shape
+        assert [_label(s) for s in train['data_samples']] == list(labels[:8])
+        # The preprocessor augments the training batch only.
+        assert not torch.equal(train['inputs'], test['inputs'])
     if 'cifar' in name:
         assert len(train_set.class_counts) == n
         lt = cfg.train_dataloader.dataset.dataset
@@ -254,17 +352,30 @@ def test_hybrid_configs_are_the_paper_recipe(name, dataset, num_classes, tau,
     assert (lt.dataset.type, lt.dataset.split) == (dataset, 'train')
     assert (cfg.test_dataloader.dataset.type,
             cfg.test_dataloader.dataset.split) == (dataset, 'test')
-    # Section 4: crop 32 pad 4, flip, grayscale p=0.2 on both branches.
-    multiview = train.dataset.pipeline[0]
-    assert (multiview.type, multiview.num_views) == ('MultiView', 2)
-    for augment in (multiview.transforms[0],
-                    train.dataset.balanced_pipeline[:-1]):
-        assert [(t.type, t.get('crop_size'), t.get('padding'),
-                 t.get('prob')) for t in augment] == [
-                     ('RandomCrop', 32, 4, None),
-                     ('RandomFlip', None, None, 0.5),
-                     ('RandomGrayscale', None, None, 0.2),
-                 ]
+    # Section 4: crop 32 pad 4, horizontal flip, grayscale p=0.2 (ITU-R 601
+    # weights, RGB order, 3 channels kept), two views of the uniform image,
+    # the same augmentation for the balanced image; run on the whole batch
+    # by the data preprocessor. The decoded set is held in memory and only
+    # packed: no worker processes.
+    assert train.dataset.pipeline == [dict(type='PackInputs')]
+    assert train.dataset.hold_in_memory is True
+    assert train.dataset.get('balanced_pipeline') is None
+    assert (train.num_workers, train.persistent_workers) == (0, False)
+    assert train.collate_fn == dict(type='default_collate')
+    assert cfg.model.get('data_preprocessor') is None
+    pre = cfg.data_preprocessor
+    assert (pre.type, pre.num_views, pre.to_rgb) == ('HybridDataPreprocessor',
+                                                     2, False)
+    assert pre.batch_transforms == [
+        dict(type='BatchRandomCrop', crop_size=32, padding=4),
+        dict(type='BatchRandomFlip', prob=0.5, direction='horizontal'),
+        dict(
+            type='BatchRandomGrayscale',
+            prob=0.2,
+            keep_channels=True,
+            channel_weights=(0.299, 0.587, 0.114)),
+    ]
+    assert pre.get('balanced_transforms') is None
     # Section 6: many > 100, medium 20..100, few < 20 training images.
     evaluator = cfg.test_evaluator
     assert evaluator.type == 'LongTailAccuracy'
@@ -283,3 +394,21 @@ def test_if_variants_change_only_the_imbalance_factor():
                     imbalance_factor == factor
                 variant.train_dataloader.dataset.dataset.imbalance_factor = 100
                 assert variant.to_dict() == base.to_dict()
+
+
+@pytest.mark.parametrize('data', ['cifar10lt', 'cifar100lt'])
+def test_ce_configs_train_on_the_hybrid_data(data):
+    """The plain-CE baseline: the same held-in-memory long-tailed set and
+    the same on-device augmentation as the hybrid configs, single images
+    uniformly shuffled, no class-balanced branch."""
+    ce = Config.fromfile(str(CONFIG_DIR / f'ce_r32_{data}.py'))
+    hybrid = Config.fromfile(str(CONFIG_DIR / f'hybrid_sc_r32_{data}.py'))
+    assert ce.model.type == 'ImageClassifier'
+    assert ce.model.get('feat_head') is None
+    assert ce.train_dataloader.sampler == dict(
+        type='DefaultSampler', shuffle=True)
+    for key in ('dataset', 'batch_size', 'num_workers', 'persistent_workers',
+                'collate_fn'):
+        assert ce.train_dataloader[key] == hybrid.train_dataloader[key]
+    assert ce.data_preprocessor == hybrid.data_preprocessor
+    assert ce.data_preprocessor.batch_transforms

@@ -68,13 +68,15 @@ train_dataloader = dict(
     batch_size=512,
     num_workers=0,
     persistent_workers=False,
-    # Stack the images of a batch where they are made (in a worker, into
-    # one shared-memory block per view) rather than passing single images.
+    # Stack the images of a batch where the batch is made (with workers:
+    # in the worker, one shared-memory block per view, instead of one per
+    # image); the preprocessor takes stacked or single images alike.
     collate_fn=dict(type='default_collate'),
     sampler=dict(type='ClassBalancedPairSampler', shuffle=True),
     dataset=dict(
         type='HybridPairDataset',
-        pipeline=test_pipeline,
+        # the decoded image only, packed as a CHW uint8 tensor
+        pipeline=[dict(type='PackInputs')],
         hold_in_memory=True,
         dataset=dict(
             type='LongTailedDataset',

@@ -63,3 +63,23 @@ def test_hybrid_trains_and_alpha_is_parabolic_across_resume(head, tmp_path):
     assert set(resumed) == {3}
     assert len(resumed[3]) == 1
     assert resumed[3].pop() == pytest.approx(expected[3], abs=1e-12)
+
+
+def test_default_sampler_is_refused_naming_the_pair_sampler(tmp_path):
+    """The issue's command: the quick start with DefaultSampler. Its batches
+    have no class-balanced part, so the paper's classifier branch has
+    nothing to train on: the run must stop with an error naming the
+    sampler and dataset to use, not train on mis-split labels."""
+    result = run(
+        python_tool(
+            'train.py', REPO_ROOT / 'configs' /
+            'quickstart_hybrid_sc_r20_synthetic.py', '--work-dir', tmp_path,
+            '--cfg-options', 'train_dataloader.sampler.type=DefaultSampler',
+            'train_dataloader.drop_last=True',
+            'train_dataloader.batch_size=8'),
+        check=False)
+    assert result.returncode != 0
+    assert 'no class-balanced part' in result.stderr
+    assert 'ClassBalancedPairSampler' in result.stderr
+    assert 'HybridPairDataset' in result.stderr
+    assert not list(tmp_path.glob('epoch_*.pth'))

@@ -123,11 +123,6 @@ class HybridClassifier(ImageClassifier):
         #: Weight of the feature loss, set by HybridTransitionHook.
         self.alpha: Optional[float] = None
 
-    @property
-    def with_feat_head(self) -> bool:
-        """Whether the classifier has a feature head."""
-        return getattr(self, 'feat_head', None) is not None
-
     def check_train_labels(self, labels: np.ndarray) -> None:
         """Refuse training labels outside ``[0, num_classes)`` of the heads.
 

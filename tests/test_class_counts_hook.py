@@ -18,7 +18,7 @@ IF = 4
 EXPECTED = long_tailed_counts(24, 10, IF)
 
 
-def make_cfg(root, tmp_path, train=True, counts=None):
+def make_cfg(root, tmp_path, train=True, counts=None, head_classes=10):
     load = [
         dict(type='LoadImageFromFile'),
         dict(type='NumpyToPIL', to_rgb=True),
@@ -59,7 +59,8 @@ def make_cfg(root, tmp_path, train=True, counts=None):
                 stem_channels=8),
             neck=dict(type='GlobalAveragePooling'),
             head=dict(
-                type='LinearClsHead', num_classes=10, in_channels=8)),
+                type='LinearClsHead', num_classes=head_classes,
+                in_channels=8)),
         val_dataloader=test_loader,
         val_cfg=dict(),
         val_evaluator=copy.deepcopy(metric),
@@ -131,6 +132,22 @@ def test_no_training_set_is_a_clear_error(tiny_folder, tmp_path):
                        match='no training dataset is configured.*set '
                        r'class_counts=\[...\]'):
         runner.test()
+
+
+@pytest.mark.parametrize('head_classes', [20, 9])
+def test_head_classes_must_match_the_training_set(tiny_folder, tmp_path,
+                                                   head_classes):
+    """A 20-class head on the 10 classes of the tiny folder trains silently
+    otherwise (a 9-class one fails in the loss with an opaque index
+    error); both are refused before the first step, naming both numbers."""
+    runner = Runner.from_cfg(
+        make_cfg(tiny_folder, tmp_path, head_classes=head_classes))
+    with pytest.raises(
+            ValueError,
+            match=rf'model\.head\.num_classes={head_classes} .*training '
+            r'set .* has 10 classes'):
+        runner.train()
+    assert not list((tmp_path / 'work').glob('*.pth'))
 
 
 def test_counting_a_plain_dataset(toy_label_dataset):

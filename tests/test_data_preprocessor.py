@@ -2,6 +2,7 @@
 labels on the model's device), views made and augmented on the device,
 per-step reproducible draws, single-image and multi-view batches, errors."""
 import copy
+import re
 import uuid
 
 import pytest
@@ -292,6 +293,74 @@ def test_images_of_different_sizes_refused():
                        match=r'one size.*\[\(3, 4, 5\), \(3, 6, 5\)\]'):
         HybridDataPreprocessor(mean=MEAN, std=STD)(
             pseudo_collate(items), training=True)
+
+
+def odd_single_items():
+    """Four single images with their files; the third is of another size."""
+    items = single_items(4)
+    items[2]['inputs'] = torch.zeros(3, 8, 8, dtype=torch.uint8)
+    for k, item in enumerate(items):
+        item['data_samples'].set_metainfo(dict(img_path=f'dir/img{k}.png'))
+    return items
+
+
+@pytest.mark.parametrize('training,kwargs', [
+    (False, {}),
+    (True, {}),
+    (True, dict(balanced_transforms=FLIP)),
+    (True, dict(balanced_transforms=FLIP, pad_to_same_size=True)),
+])
+def test_single_images_of_another_size_refused_naming_the_file(
+        training, kwargs):
+    """Validation / test batches (padded silently before), plain training
+    batches, and batches augmented here: the sizes and the odd file are
+    named. Padding is offered only where it is possible."""
+    pre = HybridDataPreprocessor(mean=MEAN, std=STD, **kwargs)
+    with pytest.raises(ValueError) as info:
+        pre(pseudo_collate(odd_single_items()), training=training)
+    message = str(info.value)
+    assert re.search(r'one size, got sizes \[\(3, 4, 5\), \(3, 8, 8\)\]: '
+                     r'3 of \(3, 4, 5\), and \(3, 8, 8\) \(dir/img2\.png\)',
+                     message), message
+    assert ('pad_to_same_size=True' in message) == (
+        'balanced_transforms' not in kwargs)
+
+
+def test_pad_to_same_size_pads_single_images_as_cls_data_preprocessor():
+    items = odd_single_items()
+    ours = HybridDataPreprocessor(
+        mean=MEAN, std=STD, pad_to_same_size=True, pad_value=-2.0)(
+            pseudo_collate(copy.deepcopy(items)), training=False)
+    assert ours['inputs'].shape == (4, 3, 8, 8)
+    for k, item in enumerate(items):
+        expected = torch.full((3, 8, 8), -2.0)
+        h, w = item['inputs'].shape[1:]
+        expected[:, :h, :w] = by_hand(item['inputs'])
+        torch.testing.assert_close(ours['inputs'][k], expected)
+
+
+def test_odd_image_of_a_hybrid_batch_is_named():
+    items = pair_items(3, views=2)
+    items[2]['inputs']['views'][1] = torch.zeros(3, 6, 5, dtype=torch.uint8)
+    items[2]['data_samples']['uniform'].set_metainfo(
+        dict(img_path='train/cat/7.png'))
+    with pytest.raises(ValueError, match=r'2 of \(3, 4, 5\), and '
+                       r'\(3, 6, 5\) \(train/cat/7\.png\)'):
+        HybridDataPreprocessor(mean=MEAN, std=STD)(
+            pseudo_collate(items), training=True)
+    # Without a file, the image is named by its index in the dataset.
+    items[2]['data_samples']['uniform'] = DataSample(
+        metainfo=dict(sample_idx=41)).set_gt_label(2)
+    with pytest.raises(ValueError, match=r'\(3, 6, 5\) \(sample_idx 41\)'):
+        HybridDataPreprocessor(mean=MEAN, std=STD)(
+            pseudo_collate(items), training=False)
+
+
+@pytest.mark.parametrize('value', [1, 'yes', None])
+def test_bad_pad_to_same_size(value):
+    with pytest.raises(TypeError,
+                       match='pad_to_same_size=.* must be True or False'):
+        HybridDataPreprocessor(pad_to_same_size=value)
 
 
 def test_batch_augments_refused_for_hybrid_training_batches():

@@ -500,7 +500,7 @@ def test_folder_configs_build_on_generated_folders(request, name, fixture,
     train, base_train = (copy.deepcopy(c.train_dataloader.to_dict())
                          for c in (cfg, base))
     assert train['dataset']['dataset'].pop('dataset')['type'] == \
-        'CustomDataset'
+        'ImageFolderDataset'
     base_train['dataset']['dataset'].pop('dataset')
     assert train == base_train
     res = check_train_side(
@@ -700,7 +700,7 @@ def test_list_file_configs_build(tmp_path, name, num_classes, train_list,
     train_inner = cfg.train_dataloader.dataset.dataset.dataset
     assert train_inner.ann_file == f'meta/{train_list}'
     assert plain(train_inner.pipeline) == plain(
-        [dict(type='LoadImageFromFile')])
+        [dict(type='CheckedLoadImageFromFile')])
     assert cfg.val_dataloader.dataset.ann_file == f'meta/{test_list}'
     assert cfg.data_preprocessor.num_classes == num_classes
     assert cfg.data_preprocessor.to_rgb is True  # mmcv decodes BGR

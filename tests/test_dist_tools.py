@@ -70,6 +70,33 @@ def test_dist_scripts_need_their_arguments():
         assert 'usage:' in result.stderr
 
 
+# Settings that torchrun takes without complaint but that can never start
+# (a node rank outside 0 .. NNODES-1 waits for its rendezvous forever, as
+# does a second node looking for node 0 at the default 127.0.0.1), or that
+# end in a bare AssertionError (GPUS=0). Each stops at once with exit 2 and
+# a message naming the variable.
+BAD_LAUNCH_SETTINGS = [
+    (dict(NNODES='2', NODE_RANK='2', MASTER_ADDR='127.0.0.1'), '1',
+     'NODE_RANK=2 is not in 0 .. 1'),
+    (dict(NNODES='2', NODE_RANK='-1', MASTER_ADDR='127.0.0.1'), '1',
+     'NODE_RANK=-1 is not in 0 .. 1'),
+    (dict(NNODES='2', NODE_RANK='1'), '1', 'NNODES=2 needs MASTER_ADDR'),
+    (dict(NNODES='0'), '1', 'NNODES=0'),
+    (dict(), '0', 'GPUS=0'),
+]
+
+
+@pytest.mark.parametrize('env,gpus,message', BAD_LAUNCH_SETTINGS)
+def test_dist_train_refuses_launch_settings_that_cannot_start(
+        env, gpus, message, tmp_path):
+    result = run(['bash', TOOLS / 'dist_train.sh', TINY_CONFIG, gpus,
+                  '--work-dir', tmp_path],
+                 env={**_dist_env(), **env}, check=False, timeout=30)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
 def test_launcher_environment():
     """RANK/WORLD_SIZE/LOCAL_RANK/MASTER_* from each launcher's variables."""
     torchrun = dict(RANK='3', WORLD_SIZE='4', LOCAL_RANK='1',

@@ -1,5 +1,7 @@
-"""Two gloo processes under DDP optimise the same SupCon objective as one
-process with the concatenated batch (loss and gradients, to 1e-5)."""
+"""Two gloo processes under DDP optimise the same SupCon and PSC objectives
+as one process with the concatenated batch (loss and gradients, to 1e-5),
+also when the ranks hold different numbers of rows; every rank reports the
+global loss, and PSC reads nothing back to the host."""
 import os
 import socket
 import time
@@ -11,8 +13,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn as nn
 
+from conftest import NoReadBack
+
 WORLD_SIZE = 2
 IN_CHANNELS = 6
+PSC_CLASSES = 6
 TIMEOUT_S = 120
 
 # Each case: (number of views, per-rank image labels). Labels are chosen so
@@ -29,10 +34,28 @@ CASES = {
 }
 NO_POSITIVES = 'one_view_no_valid_anchor_anywhere'
 
+# PSC (labels in [0, PSC_CLASSES)): every row counts, so what matters is the
+# number of rows per rank. The issue's case: shards of 4 and 8 rows.
+PSC_CASES = {
+    'psc_equal_shards': (1, ([0, 1, 2, 3], [4, 5, 0, 1])),
+    'psc_shards_4_and_8': (1, ([0, 1, 2, 3], [4, 5, 0, 1, 2, 2, 3, 5])),
+    'psc_two_views_3_and_5': (2, ([5, 4, 3], [0, 1, 1, 2, 0])),
+    # One rank without rows still joins the collectives.
+    'psc_empty_rank': (1, ([], [0, 3, 3, 1, 4])),
+}
+ALL_CASES = {**CASES, **PSC_CASES}
 
-def make_head():
-    from mmlt_hybrid.models.heads import SupConHead
+
+def make_head(case):
+    from mmlt_hybrid.models.heads import PSCHead, SupConHead
     torch.manual_seed(0)
+    if case in PSC_CASES:
+        return PSCHead(
+            num_classes=PSC_CLASSES,
+            in_channels=IN_CHANNELS,
+            hid_channels=8,
+            out_channels=5,
+            loss=dict(type='PSCLoss', temperature=0.5))
     return SupConHead(
         in_channels=IN_CHANNELS,
         hid_channels=8,
@@ -42,8 +65,8 @@ def make_head():
 
 def rank_batch(case, rank):
     """Features (V, N, C) and the N image labels of one rank."""
-    num_views, per_rank = CASES[case]
-    labels = torch.tensor(per_rank[rank])
+    num_views, per_rank = ALL_CASES[case]
+    labels = torch.tensor(per_rank[rank], dtype=torch.long)
     gen = torch.Generator().manual_seed(1000 * len(case) + rank)
     feats = torch.randn(num_views, labels.numel(), IN_CHANNELS,
                         generator=gen, dtype=torch.float64)
@@ -76,14 +99,19 @@ def _worker(rank, port, out_dir):
         world_size=WORLD_SIZE, timeout=timedelta(seconds=TIMEOUT_S))
     results = {}
     try:
-        for case in sorted(CASES):
-            head = make_head().double()
+        for case in sorted(ALL_CASES):
+            head = make_head(case).double()
             model = nn.parallel.DistributedDataParallel(LossModule(head))
             feats, labels = rank_batch(case, rank)
             num_views = feats.shape[0]
             # View-major rows, one label per row (the head knows no views).
-            loss = model(feats.reshape(-1, IN_CHANNELS),
-                         labels.repeat(num_views))
+            rows = feats.reshape(-1, IN_CHANNELS)
+            if case in PSC_CASES:
+                # No value goes to the host, collectives included.
+                with NoReadBack():
+                    loss = model(rows, labels.repeat(num_views))
+            else:
+                loss = model(rows, labels.repeat(num_views))
             loss.backward()
             results[case] = dict(loss=loss.item(), grads=grads_of(head))
         torch.save(results, os.path.join(out_dir, f'rank{rank}.pth'))
@@ -122,7 +150,7 @@ def single_process(case):
     batches = [rank_batch(case, r) for r in range(WORLD_SIZE)]
     feats = torch.cat([f for f, _ in batches], dim=1)  # (V, N1 + N2, C)
     labels = torch.cat([lab for _, lab in batches]).repeat(feats.shape[0])
-    head = make_head().double()
+    head = make_head(case).double()
     loss = head.loss(feats.reshape(-1, IN_CHANNELS), labels)['loss']
     loss.backward()
     return loss.item(), grads_of(head)
@@ -145,13 +173,28 @@ def test_cases_cover_unequal_valid_anchors():
     assert 0 in num_valid_anchors('one_view_rank_without_valid_anchor')
 
 
-@pytest.mark.parametrize('case', sorted(set(CASES) - {NO_POSITIVES}))
-def test_two_processes_equal_one_process(ddp_results, case):
-    expected_loss, expected_grads = single_process(case)
-    # What the log shows under DDP: the mean of the ranks' losses.
-    mean_loss = sum(r[case]['loss'] for r in ddp_results) / WORLD_SIZE
-    assert mean_loss == pytest.approx(expected_loss, abs=1e-5, rel=1e-5)
+def test_psc_cases_cover_unequal_shards():
+    sizes = {case: [len(labels) for labels in per_rank]
+             for case, (_, per_rank) in PSC_CASES.items()}
+    assert sizes['psc_shards_4_and_8'] == [4, 8]
+    assert sum(len(set(s)) > 1 for s in sizes.values()) == 3
+
+
+@pytest.mark.parametrize('case', sorted(set(ALL_CASES) - {NO_POSITIVES}))
+def test_every_rank_reports_the_one_process_loss(ddp_results, case):
+    # The log shows rank 0's value; every rank holds the global loss, so
+    # whichever rank logs, it is the loss of one process on all the rows.
+    expected_loss, _ = single_process(case)
     assert expected_loss > 0
+    assert ddp_results[0][case]['loss'] == ddp_results[1][case]['loss']
+    for rank in range(WORLD_SIZE):
+        assert ddp_results[rank][case]['loss'] == pytest.approx(
+            expected_loss, abs=1e-5, rel=1e-5), f'{case}: rank {rank}'
+
+
+@pytest.mark.parametrize('case', sorted(set(ALL_CASES) - {NO_POSITIVES}))
+def test_gradients_equal_one_process(ddp_results, case):
+    _, expected_grads = single_process(case)
     for name, expected in expected_grads.items():
         assert expected.abs().max() > 0, name
         for rank in range(WORLD_SIZE):

@@ -3,8 +3,13 @@
 # torchrun. Usage:
 #   [NNODES=1] [NODE_RANK=0] [MASTER_ADDR=127.0.0.1] [PORT=29500] [PYTHON=python] \
 #   bash tools/dist_train.sh CONFIG GPUS [tools/train.py options]
-# GPUS is the number of processes on this node; for several nodes run the
-# same command on every node with its NODE_RANK and the address of node 0.
+# GPUS is the number of processes on this node. For several nodes run the
+# same command on every node with the same NNODES, MASTER_ADDR (the address
+# of node 0; required when NNODES > 1) and PORT, and its own NODE_RANK (0 on
+# node 0). Only rank 0 (on node 0) writes checkpoints. Evaluation during
+# training gathers the ranks' results through files in ./.dist_test
+# (mmengine's collect_device='cpu'): the nodes must share the working
+# directory, or train with --no-validate and test afterwards.
 set -euo pipefail
 
 if [ "$#" -lt 2 ]; then

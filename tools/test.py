@@ -17,8 +17,9 @@ import mmengine
 from mmengine.config import Config
 
 import mmlt_hybrid  # noqa: F401  (registers components and safe globals)
-from mmlt_hybrid.utils import (add_class_counts_hook, add_common_args,
-                               build_runner, parse_common, require_file,
+from mmlt_hybrid.utils import (StrictLoadHook, add_class_counts_hook,
+                               add_common_args, build_runner, check_checkpoint,
+                               parse_common, require_file,
                                set_launcher_and_work_dir, shutdown_dist)
 
 _PRED_SUFFIXES = ('.pkl', '.pickle')
@@ -51,6 +52,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         choices=['pred', 'metrics'],
         default='pred',
         help='what --out holds (default: pred)')
+    parser.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='load a checkpoint that does not fit the model (keys missing, '
+        'unexpected or of another shape, e.g. from another depth or '
+        'num_classes) as mmengine\'s load_checkpoint(strict=False) does: '
+        'only the fitting weights are loaded, the others keep their initial '
+        'values and are only logged. By default such a checkpoint is '
+        'refused with the list of keys')
     add_common_args(parser, 'tools/dist_test.sh')
     args = parse_common(parser, argv)
     if args.out is not None and args.out_item == 'pred' and not \
@@ -93,16 +103,26 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main(argv: Optional[List[str]] = None) -> dict:
     """Evaluate as the command line says.
 
+    The checkpoint is checked for damage before the runner is built
+    (:func:`check_checkpoint`) and, unless ``--non-strict``, must fit the
+    model (:class:`StrictLoadHook`).
+
     Returns:
         dict: The metrics.
     """
     args = parse_args(argv)
     require_file(args.config, 'config')
-    require_file(args.checkpoint, 'checkpoint')
+    check_checkpoint(args.checkpoint, 'checkpoint')
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
 
     runner = build_runner(cfg, args.launcher)
+    if not args.non_strict:
+        runner.register_hook(
+            StrictLoadHook(
+                cfg.load_from, 'Check that the config is the one the '
+                'checkpoint was trained with, or pass --non-strict to '
+                'evaluate with only the fitting weights loaded.'))
     metrics = runner.test()
     if args.out is not None and args.out_item == 'metrics':
         if runner.rank == 0:

@@ -17,9 +17,10 @@ from mmengine.config import Config
 
 import mmlt_hybrid  # noqa: F401  (registers components and safe globals)
 from mmlt_hybrid.utils import (add_class_counts_hook, add_common_args,
-                               build_runner, enable_amp, parse_common,
-                               require_file, set_launcher_and_work_dir,
-                               shutdown_dist)
+                               build_runner, check_checkpoint, enable_amp,
+                               find_resume_checkpoint, make_checkpoints_atomic,
+                               parse_common, require_file,
+                               set_launcher_and_work_dir, shutdown_dist)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -46,7 +47,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=None,
         metavar='CHECKPOINT',
         help='resume training: from CHECKPOINT if given, else (bare flag or '
-        '"auto") from the latest checkpoint in the work dir')
+        '"auto") from the latest checkpoint in the work dir (the one its '
+        'last_checkpoint file names, also after the work dir was moved); '
+        'with no checkpoint there, training starts from scratch')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -118,17 +121,35 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    """Train as the command line says."""
+    """Train as the command line says.
+
+    A checkpoint to resume from or to load is checked before the runner is
+    built (:func:`check_checkpoint`); a bare ``--resume`` (or ``resume=True``
+    without ``load_from``) picks the work dir's latest checkpoint
+    (:func:`find_resume_checkpoint`). Checkpoints are written atomically
+    (:func:`make_checkpoints_atomic`).
+    """
     args = parse_args(argv)
     require_file(args.config, 'config')
     if args.resume not in (None, 'auto'):
         require_file(args.resume, 'checkpoint (--resume)')
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    resume_note = None
+    if cfg.get('resume') and not cfg.get('load_from'):
+        cfg.load_from, resume_note = find_resume_checkpoint(cfg.work_dir)
+        cfg.resume = cfg.load_from is not None
     if cfg.get('load_from'):
-        require_file(cfg.load_from, 'checkpoint (load_from)')
+        what = '--resume' if args.resume else 'load_from'
+        check_checkpoint(cfg.load_from, f'checkpoint ({what})')
 
     runner = build_runner(cfg, args.launcher)
+    if resume_note is not None:
+        if cfg.resume:
+            runner.logger.info(resume_note)
+        else:
+            runner.logger.warning(resume_note)
+    make_checkpoints_atomic(runner)
     runner.train()
     shutdown_dist()
 

@@ -10,6 +10,12 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
+    # Stops the run at the first NaN/inf loss term (read from what the logger
+    # records, no extra device read) and never saves non-finite weights, so
+    # the latest checkpoint stays the last good one. To train on regardless:
+    # --cfg-options default_hooks.finite_loss.enable=False (mmengine refuses
+    # None for a default hook it does not define).
+    finite_loss=dict(type='FiniteLossHook'),
 )
 
 env_cfg = dict(

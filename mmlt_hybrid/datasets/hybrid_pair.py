@@ -80,7 +80,9 @@ class HybridPairDataset(DatasetWrapper):
 
     The wrapped dataset only reads an image: give it ``pipeline=[]`` (its
     samples are then the raw data infos) or a loading-only pipeline such as
-    ``[dict(type='LoadImageFromFile')]``. ``pipeline`` and
+    ``[dict(type='CheckedLoadImageFromFile')]`` (mmcv's loader, naming a file
+    it cannot read, whether it is decoded here per sample or all at once
+    with ``hold_in_memory=True``). ``pipeline`` and
     ``balanced_pipeline`` here turn a read sample into a packed one. Two
     ways to use them:
 
@@ -162,14 +164,18 @@ class HybridPairDataset(DatasetWrapper):
             return
         images = []
         for idx in range(len(self.dataset)):
-            image = self._run(self.pipeline, self._load(idx), idx,
-                              'pipeline')['inputs']
+            packed = self._run(self.pipeline, self._load(idx), idx,
+                               'pipeline')
+            image = packed['inputs']
             if not isinstance(image, torch.Tensor) or image.dtype != \
                     torch.uint8 or (images and image.shape != images[0].shape):
+                path = getattr(packed['data_samples'], 'metainfo',
+                               {}).get('img_path')
                 raise ValueError(
                     'HybridPairDataset(hold_in_memory=True): pipeline must '
                     'give every sample as one uint8 image of one size, got '
                     f'{_describe(image)} for index {idx}'
+                    + (f' ({path})' if path else '')
                     + (f' after {_describe(images[0])}' if images else '')
                     + '; give a loading-only pipeline ending with '
                     'PackInputs, and images of one size.')

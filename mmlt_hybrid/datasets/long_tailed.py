@@ -142,6 +142,12 @@ class LongTailedDataset(DatasetWrapper):
             class. Defaults to 0.
         lazy_init (bool): Whether to defer the selection until
             :meth:`full_init`. Defaults to False.
+
+    Raises:
+        FileNotFoundError: If the files of the wrapped set (mmpretrain's
+            ``CIFAR10`` / ``CIFAR100``) are missing and cannot be
+            downloaded; the message says where they were looked for and how
+            to provide them, and no folder made by the attempt is left.
     """
 
     def __init__(self,

@@ -1,10 +1,72 @@
 """The part that the dataset wrappers share: holding the wrapped dataset."""
 import copy
+import os.path as osp
+import shutil
 from typing import Union
 
 from mmengine.dataset import BaseDataset
+from mmengine.dist import is_main_process
 
 from mmpretrain.registry import DATASETS
+
+
+def build_wrapped(cfg: dict, owner: str):
+    """Build a wrapped dataset from its config, saying plainly when a
+    dataset that downloads its files finds none.
+
+    mmpretrain's ``CIFAR10`` / ``CIFAR100`` download their archive into
+    ``data_root`` when its files are missing; without internet that fails
+    with a bare ``URLError`` and leaves the folders it made behind. When
+    the files of such a dataset (a class with ``url``, ``base_folder`` and
+    ``train_list`` / ``test_list``) are missing before the build and the
+    build fails, the folders this build created (the part of ``data_root``
+    that did not exist) are removed and the error says where the data was
+    looked for and how to provide it.
+
+    Args:
+        cfg (dict): The dataset config.
+        owner (str): The wrapper's name, for the message.
+
+    Returns:
+        The built dataset.
+
+    Raises:
+        FileNotFoundError: If the files were missing and could not be got.
+    """
+    cls = cfg.get('type')
+    cls = DATASETS.get(cls) if isinstance(cls, str) else cls
+    if not all(hasattr(cls, key)
+               for key in ('url', 'base_folder', 'train_list', 'test_list')):
+        return DATASETS.build(cfg)
+    root = osp.abspath(osp.expanduser(str(cfg.get('data_root') or '')))
+    folder = osp.join(root, cls.base_folder)
+    names = [entry[0] for entry in cls.train_list + cls.test_list]
+    if all(osp.isfile(osp.join(folder, name)) for name in names):
+        return DATASETS.build(cfg)
+    new = root  # the top-most folder of data_root that does not exist yet
+    while not osp.exists(osp.dirname(new)):
+        new = osp.dirname(new)
+    new = None if osp.exists(new) else new
+    try:
+        return DATASETS.build(cfg)
+    except Exception as exc:
+        removed = new is not None and osp.isdir(new) and is_main_process()
+        if removed:
+            shutil.rmtree(new)
+        how = (f'downloading {cls.url} failed ({type(exc).__name__}: '
+               f'{exc})' if cfg.get('download', True) else 'download=False')
+        raise FileNotFoundError(
+            f'{owner}: no {cls.__name__} data at data_root={root!r} (looked '
+            f'for {", ".join(names)} in {folder!r}), and {how}. Provide it: '
+            'run once with internet access (and download=True, the '
+            f'default) to download it there, or extract {cls.url} into '
+            'data_root yourself, or set data_root (train_dataloader.dataset.'
+            'dataset.dataset.data_root in the shipped configs) to the folder '
+            f'that holds {cls.base_folder}, or read an image-folder copy '
+            'with the *_folder data configs (e.g. '
+            'configs/_base_/datasets/cifar10lt_folder.py).'
+            + (f' Removed {new!r}, made by this run.' if removed else '')
+        ) from exc
 
 
 class DatasetWrapper:
@@ -13,19 +75,25 @@ class DatasetWrapper:
     Follows mmengine's wrappers (e.g. ``ClassBalancedDataset``): the wrapped
     dataset is built from its config (or taken as an instance), and
     :meth:`full_init` initialises it and then the wrapper, once, at build
-    time or, with ``lazy_init=True``, when first needed.
+    time or, with ``lazy_init=True``, when first needed. A wrapped CIFAR
+    set whose files are missing and cannot be downloaded is reported by
+    :func:`build_wrapped`, which leaves no folder behind.
 
     Args:
         dataset (BaseDataset | dict): The wrapped dataset or its config.
         lazy_init (bool): Whether to defer :meth:`full_init`.
             Defaults to False.
+
+    Raises:
+        FileNotFoundError: If the wrapped dataset's files are missing and
+            cannot be downloaded (see :func:`build_wrapped`).
     """
 
     def __init__(self,
                  dataset: Union[BaseDataset, dict],
                  lazy_init: bool = False) -> None:
         if isinstance(dataset, dict):
-            self.dataset = DATASETS.build(dataset)
+            self.dataset = build_wrapped(dataset, type(self).__name__)
         elif hasattr(dataset, '__getitem__') and hasattr(dataset, '__len__'):
             self.dataset = dataset
         else:

@@ -125,12 +125,15 @@ def _types_in(evaluator: Any) -> Iterable[str]:
 
 
 def add_class_counts_hook(cfg: Config) -> bool:
-    """Add ``ClassCountsHook`` when a ``LongTailAccuracy`` needs it.
+    """Add ``ClassCountsHook`` when a ``LongTailAccuracy`` or training needs
+    it.
 
     ``LongTailAccuracy`` splits classes into many/medium/few-shot by their
     training-set counts; ``ClassCountsHook`` fills those in from the training
-    dataset. When ``val_evaluator`` or ``test_evaluator`` contains a
-    ``LongTailAccuracy`` and ``custom_hooks`` has no ``ClassCountsHook``,
+    dataset, and before training refuses a head whose ``num_classes`` is not
+    the training set's number of classes. When ``val_evaluator`` or
+    ``test_evaluator`` contains a ``LongTailAccuracy``, or the config has a
+    ``train_dataloader``, and ``custom_hooks`` has no ``ClassCountsHook``,
     ``dict(type='ClassCountsHook')`` is appended to ``custom_hooks``.
 
     Args:
@@ -141,7 +144,8 @@ def add_class_counts_hook(cfg: Config) -> bool:
     """
     metric_types = set(_types_in(cfg.get('val_evaluator'))) | set(
         _types_in(cfg.get('test_evaluator')))
-    if 'LongTailAccuracy' not in metric_types:
+    if 'LongTailAccuracy' not in metric_types and not cfg.get(
+            'train_dataloader'):
         return False
     hooks = list(cfg.get('custom_hooks') or [])
     for hook in hooks:

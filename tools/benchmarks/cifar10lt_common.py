@@ -11,7 +11,7 @@ data:
 - ``webp``: the compact, already long-tailed copy
   (``<root>/{train,test}/<class>/*.webp``, e.g.
   ``../shared/data/cifar10lt_if100_webp``), read with
-  ``CustomDataset(extensions=('.webp',))`` inside
+  ``ImageFolderDataset(extensions=('.webp',))`` inside
   ``LongTailedDataset(profile='none')`` (cutting it again would select a
   different subset).
 

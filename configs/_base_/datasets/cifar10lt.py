@@ -7,8 +7,13 @@
 #     train_dataloader.dataset.dataset.imbalance_factor
 # Test set: the balanced CIFAR-10 test set, judged by LongTailAccuracy.
 #
-# mmpretrain's CIFAR10 reads the python batches (downloaded when online) and
-# gives RGB uint8 images; cifar10lt_folder.py swaps in an image-folder copy.
+# mmpretrain's CIFAR10 reads the python batches and gives RGB uint8 images;
+# cifar10lt_folder.py swaps in an image-folder copy. The training set
+# downloads the batches into data_root when they are missing (it is built
+# first); without internet the run stops saying where it looked and how to
+# provide them, and leaves no folder behind (LongTailedDataset). The test
+# set does not download (download=False): without the data, tools/test.py
+# stops naming the folder instead of creating it.
 dataset_type = 'CIFAR10'
 num_classes = 10
 
@@ -101,6 +106,7 @@ val_dataloader = dict(
         data_root='data/cifar10',
         split='test',
         test_mode=True,
+        download=False,
         pipeline=test_pipeline),
 )
 # Per-class training counts are filled in from the training set by

@@ -10,7 +10,8 @@
 #     data/imagenet/val/...
 #     data/imagenet/meta/ImageNet_LT_train.txt, ImageNet_LT_test.txt
 #
-# Images are decoded BGR (mmcv); the preprocessor flips them to RGB before
+# Images are decoded BGR (mmcv's loader; CheckedLoadImageFromFile names a file
+# it cannot read); the preprocessor flips them to RGB before
 # normalising with the ImageNet RGB mean / std, and the grayscale weights are
 # given in BGR order, as in mmpretrain's own configs.
 dataset_type = 'CustomDataset'
@@ -61,7 +62,7 @@ feat_pipeline = [
 ]
 cls_pipeline = [random_resized_crop, dict(type='PackInputs')]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='ResizeEdge', scale=256, edge='short', backend='pillow'),
     dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),
@@ -85,7 +86,7 @@ train_dataloader = dict(
                 data_root=data_root,
                 ann_file='meta/ImageNet_LT_train.txt',
                 data_prefix='',
-                pipeline=[dict(type='LoadImageFromFile')]))),
+                pipeline=[dict(type='CheckedLoadImageFromFile')]))),
 )
 
 val_dataloader = dict(

@@ -1,3 +1,4 @@
 """Registered components; each module below registers on import."""
 from .hybrid_transition_hook import HybridTransitionHook  # noqa: F401
 from .class_counts_hook import ClassCountsHook  # noqa: F401
+from .finite_loss_hook import FiniteLossHook  # noqa: F401

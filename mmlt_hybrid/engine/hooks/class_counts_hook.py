@@ -4,6 +4,7 @@ from typing import List, Optional
 
 import numpy as np
 from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
 
 from mmpretrain.registry import DATASETS, HOOKS
@@ -34,6 +35,22 @@ def class_counts_of_dataset(dataset) -> List[int]:
     return np.bincount(labels, minlength=minlength).tolist()
 
 
+def num_classes_of_dataset(dataset) -> int:
+    """The number of classes of a dataset.
+
+    The length of ``metainfo['classes']`` when the dataset names its
+    classes, else the length of :func:`class_counts_of_dataset`.
+
+    Args:
+        dataset: A built dataset.
+
+    Returns:
+        int: The number of classes.
+    """
+    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes', None)
+    return len(classes) if classes else len(class_counts_of_dataset(dataset))
+
+
 @HOOKS.register_module()
 class ClassCountsHook(Hook):
     """Fill ``class_counts`` of every :class:`LongTailAccuracy` that has none.
@@ -45,9 +62,18 @@ class ClassCountsHook(Hook):
     built from ``cfg.train_dataloader.dataset`` (``tools/test.py``; it is
     only read for its counts). Counts given in the metric config are kept.
 
+    Before training it also refuses a classification head (``model.head``,
+    and ``model.feat_head`` when it has classes) whose ``num_classes`` is not
+    the training set's number of classes (:func:`num_classes_of_dataset`):
+    a head with more classes trains silently, one with fewer fails in the
+    loss. ``tools/train.py`` adds this hook to every config that trains
+    (:func:`mmlt_hybrid.utils.add_class_counts_hook`), so the check applies
+    to plain mmpretrain configs too.
+
     Raises:
         ValueError: If a metric needs counts and no training dataset is
-            configured.
+            configured; if a head's ``num_classes`` differs from the
+            training set's number of classes.
     """
 
     priority = 'NORMAL'
@@ -101,6 +127,28 @@ class ClassCountsHook(Hook):
                 evaluators.append(getattr(loop, 'evaluator', None))
         self._fill(runner, evaluators)
 
+    def before_train(self, runner) -> None:
+        """Refuse heads whose ``num_classes`` is not the training set's."""
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        dataset = runner.train_dataloader.dataset
+        num_classes = None  # counted only when a head has classes
+        for name in ('head', 'feat_head'):
+            head_classes = getattr(
+                getattr(model, name, None), 'num_classes', None)
+            if head_classes is None:
+                continue
+            if num_classes is None:
+                num_classes = num_classes_of_dataset(dataset)
+            if head_classes != num_classes:
+                raise ValueError(
+                    f'ClassCountsHook: model.{name}.num_classes='
+                    f'{head_classes} but the training set '
+                    f'(train_dataloader.dataset, {type(dataset).__name__}) '
+                    f'has {num_classes} classes; set model.{name}.'
+                    f'num_classes={num_classes}, or train on the intended '
+                    'dataset.')
+
     def before_val(self, runner) -> None:
         """Fill the counts of the validation evaluator."""
         self._fill(runner, [runner.val_evaluator])
@@ -110,4 +158,6 @@ class ClassCountsHook(Hook):
         self._fill(runner, [runner.test_evaluator])
 
 
-__all__ = ['ClassCountsHook', 'class_counts_of_dataset']
+__all__ = [
+    'ClassCountsHook', 'class_counts_of_dataset', 'num_classes_of_dataset'
+]

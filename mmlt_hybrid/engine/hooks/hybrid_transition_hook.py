@@ -1,13 +1,17 @@
 """Sets the loss weight alpha of a hybrid network during training."""
+import logging
 import math
 from typing import Optional
 
+from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import IterBasedTrainLoop
 from mmpretrain.registry import HOOKS
 
 from ...datasets.long_tailed import labels_of
+from ...models.losses.supcon_loss import SupConLoss
 
 SCHEDULES = ('parabolic', 'linear', 'cosine', 'step', 'constant')
 
@@ -36,6 +40,13 @@ class HybridTransitionHook(Hook):
     (printed with the log and written to ``vis_data/scalars.json``). It is
     derived from the runner's epoch/iteration counters only, so a run
     resumed from a checkpoint gets the same alpha as an uninterrupted one.
+
+    Before training (:meth:`before_train`) a ``SupConLoss`` feature head
+    given fewer than 3 rows per step, whose loss is then 0 at every step, is
+    refused, and a schedule whose alpha is 1 in every epoch (iteration) of
+    the run, so that the classifier branch never gets any weight (e.g.
+    ``'parabolic'`` with ``max_epochs=1``), is warned about (a one-step
+    smoke test is such a run).
 
     Args:
         schedule: One of ``'parabolic'``, ``'linear'``, ``'cosine'``,
@@ -149,9 +160,66 @@ class HybridTransitionHook(Hook):
         self._unwrap(runner.model).alpha = alpha
         return alpha
 
+    def _check_classifier_weight(self, runner) -> None:
+        """Warn when alpha is 1 at every step of the run."""
+        unit, key = ('epoch', 'max_epochs') if self.by_epoch else (
+            'iteration', 'max_iters')
+        total = getattr(runner, key, None)
+        # Every schedule is non-increasing: its last value is its smallest.
+        if not total or self.alpha_at(total - 1, total) < 1.0:
+            return
+        print_log(
+            f'HybridTransitionHook: schedule={self.schedule!r} gives '
+            f'alpha=1.0 in all {total} training {unit}(s) of the run, so '
+            'loss_cls = (1 - alpha) * L_cls is always 0 and the classifier, '
+            'the branch used for testing, is never trained: it predicts '
+            'with its initial weights. Train for more epochs '
+            '(train_cfg.max_epochs), set by_epoch=False (alpha then falls '
+            'per iteration) or choose a schedule (switch_epoch, value) that '
+            'goes below 1 within the run; a smoke test may ignore this.',
+            logger='current',
+            level=logging.WARNING)
+
+    @staticmethod
+    def _check_feature_rows(model, loader) -> None:
+        """Refuse a SupConLoss given fewer than 3 rows per step."""
+        loss = getattr(getattr(model, 'feat_head', None), 'loss_module', None)
+        batch_size = getattr(loader, 'batch_size', None)
+        if not isinstance(loss, SupConLoss) or not batch_size:
+            return
+        world = get_world_size() if loss.gather_distributed else 1
+        if batch_size * world >= 3:
+            return
+        views = getattr(model.data_preprocessor, 'num_views', None)
+        if views is None:  # as many as the data gives (a one-off look)
+            inputs = loader.dataset[0]['inputs']
+            inputs = inputs['views'] if isinstance(inputs, dict) else inputs
+            views = len(inputs) if isinstance(inputs, (list, tuple)) else 1
+        rows = batch_size * views * world
+        if rows < 3:
+            raise ValueError(
+                'HybridTransitionHook: the SupConLoss of feat_head gets '
+                f'{rows} row(s) per step (train_dataloader.batch_size='
+                f'{batch_size} per process x {views} view(s) of each image'
+                f' x {world} process(es)). Below 3 rows SupCon is 0 at every '
+                'step (one row has no positive; two rows are a positive '
+                'pair with nothing else to contrast, or no pair), so '
+                'loss_feat would stay 0 for the whole run. Raise '
+                'train_dataloader.batch_size or the views per image '
+                '(data_preprocessor.num_views) to give at least 3 rows.')
+
     def before_train(self, runner) -> None:
-        """Check the model, the loop and the training labels (against the
-        heads' number of classes) before training starts."""
+        """Check the model, the loop, the feature head's batch and the
+        training labels (against the heads' number of classes) before
+        training starts; warn when alpha is 1 throughout the run.
+
+        Raises:
+            TypeError: If the model has no ``alpha``.
+            ValueError: If ``by_epoch=True`` with an iteration-based loop;
+                if a ``SupConLoss`` feature head gets fewer than 3 rows per
+                step (``train_dataloader.batch_size`` x views x processes);
+                if a training label is out of the heads' range.
+        """
         model = self._unwrap(runner.model)
         if not hasattr(model, 'alpha'):
             raise TypeError(
@@ -165,6 +233,9 @@ class HybridTransitionHook(Hook):
                 'HybridTransitionHook: by_epoch=True but the training loop '
                 'is iteration based (IterBasedTrainLoop); set '
                 'by_epoch=False so alpha follows the iterations.')
+        self._check_classifier_weight(runner)
+        loader = getattr(runner, 'train_dataloader', None)
+        self._check_feature_rows(model, loader)
         # The labels are checked here, once, instead of in every step (which
         # would read them back from the device).
         if hasattr(model, 'check_train_labels'):

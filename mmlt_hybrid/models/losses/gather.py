@@ -7,6 +7,10 @@ gather below is an autograd function whose backward sums the incoming
 gradients over all ranks (every rank's loss may depend on every rank's
 embeddings) and hands each rank the slice of its own rows. Ranks may hold
 different numbers of rows.
+
+:func:`global_mean` turns the local sum of per-row loss terms into the
+loss of the whole global batch, for the losses whose rows are spread over
+the ranks.
 """
 from typing import List, Tuple
 
@@ -116,3 +120,37 @@ def all_reduce_sum_no_grad(tensor: torch.Tensor) -> torch.Tensor:
     if is_distributed():
         dist.all_reduce(result, op=dist.ReduceOp.SUM)
     return result
+
+
+def global_mean(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """Mean of per-row terms over the rows of all ranks, for DDP.
+
+    ``total`` is the sum of this rank's terms and ``count`` the number of
+    its rows that count. With one process the result is
+    ``total / max(count, 1)``. With W > 1 processes its **value** is the
+    global mean ``sum_r total_r / max(sum_r count_r, 1)``, the same on every
+    rank (so any rank's log shows the global loss), and its **gradient** is
+    that of ``W * total / max(sum_r count_r, 1)``, this rank's share: after
+    DDP averages gradients over the W ranks they equal those of one process
+    given all the rows, also when the ranks hold different numbers of rows.
+    One all-reduce of two detached numbers; nothing is read back to the
+    host. Every rank must call it (a collective).
+
+    Args:
+        total: Scalar tensor, the sum of this rank's terms (with gradient).
+        count: Scalar tensor, the number of terms in ``total`` (no
+            gradient).
+
+    Returns:
+        Tensor: The scalar loss.
+    """
+    count = count.detach().to(total.dtype)
+    if not is_distributed():
+        return total / count.clamp(min=1)
+    world_size = dist.get_world_size()
+    global_total, global_count = all_reduce_sum_no_grad(
+        torch.stack([total.detach(), count]))
+    global_count = global_count.clamp(min=1)
+    share = total * world_size / global_count
+    # share - share.detach() is exactly 0 and carries share's gradient.
+    return global_total / global_count + (share - share.detach())

@@ -7,6 +7,7 @@ import torch.nn as nn
 from mmpretrain.registry import MODELS
 
 from ..utils.step_rng import step_generator
+from .gather import global_mean
 from .supcon_loss import check_features_labels, check_temperature
 
 DENOMINATORS = ('negatives', 'all')
@@ -65,6 +66,13 @@ class PSCLoss(nn.Module):
     repeated exactly by a resumed run; see :meth:`sample_negatives`), for
     very many classes. Labels must lie in ``[0, C)``; they are not read back
     to the host to check that.
+
+    Multi-process training: under a process group of W > 1 processes the
+    mean runs over the rows of all ranks (:func:`global_mean`, one
+    all-reduce of two numbers, so every rank must call the loss). Every rank
+    returns the global loss as the value, and a gradient that, after DDP
+    averages gradients over the ranks, equals that of one process given all
+    the rows, also when the ranks hold different numbers of rows (or none).
 
     Args:
         temperature: tau, a finite number > 0. Defaults to 0.1 (the paper
@@ -153,9 +161,6 @@ class PSCLoss(nn.Module):
                 f'PSCLoss: needs at least 2 prototypes, got {num_classes}.')
         check_num_negatives(self.num_negatives, num_classes, 'PSCLoss')
         labels = labels.to(features.device).long()
-        if labels.numel() == 0:
-            return features.sum() * 0.0 + prototypes.sum() * 0.0
-
         dtype = torch.promote_types(features.dtype, prototypes.dtype)
         if dtype in (torch.float16, torch.bfloat16):
             dtype = torch.float32
@@ -178,5 +183,8 @@ class PSCLoss(nn.Module):
             log_denominator = torch.log(
                 torch.exp(negative_logits - row_max).sum(
                     dim=1, keepdim=True)) + row_max
-            loss = (log_denominator - positive).mean()
+            # With no rows (possible on one rank) the sum is a zero joined
+            # to the graph.
+            loss = global_mean((log_denominator - positive).sum(),
+                               logits.new_full((), labels.shape[0]))
         return self.loss_weight * loss

@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 from mmpretrain.registry import MODELS
 
-from .gather import (all_gather_no_grad, all_gather_with_grad,
-                     all_reduce_sum_no_grad, is_distributed)
+from .gather import (all_gather_no_grad, all_gather_with_grad, global_mean,
+                     is_distributed)
 
 
 def check_temperature(name: str, value, owner: str) -> float:
@@ -80,12 +80,13 @@ class SupConLoss(nn.Module):
     group of W > 1 processes, the embeddings and labels of all ranks are
     gathered with a gather whose backward sums gradients over ranks
     (:func:`all_gather_with_grad`), so the contrast set ``A(i)`` is the whole
-    global batch. Each rank uses its own rows as anchors and returns
-    ``W * (sum of its anchors' l_i) / (number of valid anchors on all
-    ranks)``. After DDP averages gradients (a factor 1/W), loss and gradients
-    equal those of one process given the whole global batch, also when the
-    ranks hold different numbers of valid anchors. The reported loss of each
-    rank is its share times W; their mean over ranks is the global loss.
+    global batch. Each rank uses its own rows as anchors; the mean runs over
+    the valid anchors of all ranks (:func:`global_mean`). Every rank returns
+    the global loss as the value, and a gradient that, after DDP averages
+    gradients over the ranks, equals that of one process given the whole
+    global batch, also when the ranks hold different numbers of valid
+    anchors. With ``gather_distributed=False`` each rank's loss covers its
+    own rows only.
 
     Args:
         temperature: tau, a finite number > 0. Defaults to 0.1.
@@ -142,12 +143,11 @@ class SupConLoss(nn.Module):
               labels: torch.Tensor) -> torch.Tensor:
         """The unweighted loss in the dtype of ``features``."""
 
-        if self.gather_distributed and is_distributed():
-            world_size = torch.distributed.get_world_size()
+        gather = self.gather_distributed and is_distributed()
+        if gather:
             contrast, offset = all_gather_with_grad(features)
             contrast_labels = all_gather_no_grad(labels)
         else:
-            world_size = 1
             contrast, offset = features, 0
             contrast_labels = labels
 
@@ -162,10 +162,6 @@ class SupConLoss(nn.Module):
         pos_mask = (labels[:, None] == contrast_labels[None, :]) & ~self_mask
         num_pos = pos_mask.sum(dim=1)
         valid = num_pos > 0
-
-        num_valid = all_reduce_sum_no_grad(
-            valid.sum().to(features.dtype)) if world_size > 1 else \
-            valid.sum().to(features.dtype)
 
         # Every anchor is computed and those without positives are masked
         # out, so nothing is read back to the host. With more than one row
@@ -184,4 +180,6 @@ class SupConLoss(nn.Module):
         if self.base_temperature is not None:
             per_anchor = per_anchor * (self.temperature /
                                        self.base_temperature)
-        return per_anchor.sum() * world_size / num_valid.clamp(min=1)
+        if not gather:  # the ranks' losses are independent of each other
+            return per_anchor.sum() / valid.sum().clamp(min=1)
+        return global_mean(per_anchor.sum(), valid.sum())

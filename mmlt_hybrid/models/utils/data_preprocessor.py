@@ -10,20 +10,62 @@ from .batch_transforms import apply_batch_transforms, build_batch_transforms
 from .step_rng import step_generator
 
 
-def _stack(batch) -> torch.Tensor:
+def _name(sample, k: int) -> str:
+    """How an error names the ``k``-th image of a batch: its file, its
+    index in the dataset, or its position in the batch."""
+    meta = getattr(sample, 'metainfo', None) or {}
+    if 'img_path' in meta:
+        return str(meta['img_path'])
+    if 'sample_idx' in meta:
+        return f'sample_idx {meta["sample_idx"]}'
+    return f'batch position {k}'
+
+
+def _check_one_size(images: Sequence[torch.Tensor],
+                   samples: Optional[Sequence] = None,
+                   can_pad: bool = True) -> None:
+    """Refuse a batch of images of several sizes, naming the sizes and the
+    images (files where the data samples carry ``img_path``) whose size
+    differs from the most common one.
+
+    Only shapes are compared (Python ints on the host): no tensor value is
+    read.
+
+    Args:
+        images (Sequence[Tensor]): The (C, H, W) images of a batch.
+        samples (Sequence[DataSample], optional): Their data samples.
+        can_pad (bool): Whether ``pad_to_same_size=True`` would accept the
+            batch (the hint of the message).
+
+    Raises:
+        ValueError: If the images do not all have one shape.
+    """
+    shapes = [tuple(img.shape) for img in images]
+    if len(set(shapes)) <= 1:
+        return
+    common = max(set(shapes), key=shapes.count)
+    samples = list(samples or [])
+    samples += [None] * (len(shapes) - len(samples))
+    odd = [f'{shape} ({_name(samples[k], k)})'
+           for k, shape in enumerate(shapes) if shape != common]
+    more = f' and {len(odd) - 5} more' if len(odd) > 5 else ''
+    hint = (' or set data_preprocessor.pad_to_same_size=True to pad them '
+            'to the largest with pad_value' if can_pad else '')
+    raise ValueError(
+        'HybridDataPreprocessor: the images of a batch must all have one '
+        f'size, got sizes {sorted(set(shapes))}: {shapes.count(common)} of '
+        f'{common}, and {", ".join(odd[:5])}{more}; resize or crop them to '
+        f'one size in the dataset pipeline{hint}.')
+
+
+def _stack(batch, samples=None) -> torch.Tensor:
     """One collated view as an (N, C, H, W) tensor on the host: stacked
     already by ``default_collate``, or a list of (C, H, W) tensors
-    (``pseudo_collate``)."""
+    (``pseudo_collate``), which must have one size."""
     if isinstance(batch, torch.Tensor):
         return batch
-    try:
-        return torch.stack(list(batch))
-    except RuntimeError:
-        sizes = sorted({tuple(img.shape) for img in batch})
-        raise ValueError(
-            'HybridDataPreprocessor: the images of a batch must all have '
-            f'one size to be stacked, got sizes {sizes}; crop or resize '
-            'them to one size in the dataset pipeline.') from None
+    _check_one_size(batch, samples, can_pad=False)
+    return torch.stack(list(batch))
 
 
 @MODELS.register_module()
@@ -62,6 +104,16 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
     sampler) gives ``inputs`` as a list of per-view tensors, mmpretrain's
     multi-view convention.
 
+    **Image sizes.** The images of a batch must all have one size (shape),
+    or the batch is refused with an error naming the sizes and the odd
+    images (their files where the data samples carry ``img_path``): padding
+    a smaller image silently changes what the model sees of it. Only shapes
+    are compared, on the host. A batch of single images that reaches the
+    normalisation as a list (validation and test batches, made by
+    ``pseudo_collate``) may instead be padded as
+    :class:`ClsDataPreprocessor` pads it, with ``pad_to_same_size=True``;
+    images that are augmented or viewed here must have one size.
+
     Args:
         num_views (int, optional): Views V of every uniform image handed to
             the model in training. None keeps the number of views the data
@@ -77,6 +129,12 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
             memory format (the convolutions then run channels-last, which
             is faster with bf16/fp16 on recent CPUs and GPUs). Defaults to
             False.
+        pad_to_same_size (bool): Pad the images of a batch of single
+            images that reaches the normalisation as a list (``pseudo_collate``
+            without batch transforms: validation and test batches) at the
+            bottom and right, after normalisation, with ``pad_value`` to the
+            largest size of the batch, as :class:`ClsDataPreprocessor` does,
+            instead of refusing a batch of several sizes. Defaults to False.
         **kwargs: The arguments of :class:`ClsDataPreprocessor` (``mean``,
             ``std``, ``to_rgb``, ``num_classes``, ``batch_augments``, ...).
             ``batch_augments`` (Mixup, CutMix) apply to single-image batches
@@ -88,12 +146,16 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
                  batch_transforms: Optional[Sequence[dict]] = None,
                  balanced_transforms: Optional[Sequence[dict]] = None,
                  channels_last: bool = False,
+                 pad_to_same_size: bool = False,
                  **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(channels_last, bool):
-            raise TypeError('HybridDataPreprocessor: channels_last='
-                            f'{channels_last!r} must be True or False.')
+        for key, value in (('channels_last', channels_last),
+                           ('pad_to_same_size', pad_to_same_size)):
+            if not isinstance(value, bool):
+                raise TypeError(f'HybridDataPreprocessor: {key}={value!r} '
+                                'must be True or False.')
         self.channels_last = channels_last
+        self.pad_to_same_size = pad_to_same_size
         if num_views is not None and (isinstance(num_views, bool)
                                       or not isinstance(num_views, int)
                                       or num_views < 1):
@@ -105,16 +167,19 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
             balanced_transforms is None else build_batch_transforms(
                 balanced_transforms)
 
-    def _to_device(self, views: Sequence) -> torch.Tensor:
+    def _to_device(self, views: Sequence,
+                   samples: Sequence = ()) -> torch.Tensor:
         """Stack the collated views on the host, one after the other, and
-        copy them to the device in one transfer."""
-        images = [_stack(view) for view in views]
+        copy them to the device in one transfer (``samples``: the data
+        samples of every view, to name odd images)."""
+        images = [_stack(view, sample) for view, sample in
+                  zip(views, list(samples) + [None] * len(views))]
         if len({img.shape[1:] for img in images}) > 1:
             raise ValueError(
-                'HybridDataPreprocessor: the images of a batch must all have '
+                'HybridDataPreprocessor: the views of a batch must all have '
                 'one size to be stacked, got sizes '
-                f'{sorted({tuple(img.shape[1:]) for img in images})}; crop '
-                'or resize them to one size in the dataset pipeline.')
+                f'{[tuple(img.shape[1:]) for img in images]} (one per view); '
+                'crop or resize them to one size in the dataset pipeline.')
         images = images[0] if len(images) == 1 else torch.cat(images)
         return images.to(self.device, non_blocking=True)
 
@@ -165,16 +230,19 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
         if multi_view:
             # Several views of every image: mmpretrain's multi-view layout.
             n = len(inputs[0])
-            images = self._to_device(inputs)
+            images = self._to_device(inputs, [samples] * len(inputs))
             if training:
                 images = self._augment(self.batch_transforms, images, 'views')
             out = self._finish(images, samples, False)
             out['inputs'] = list(out['inputs'].split(n))
             return out
         if training and self.balanced_transforms:
-            images = self._to_device([inputs])
+            images = self._to_device([inputs], [samples])
             inputs = self._augment(self.balanced_transforms, images,
                                    'balanced')
+        elif not self.pad_to_same_size and not isinstance(
+                inputs, torch.Tensor):
+            _check_one_size(inputs, samples)
         return self._finish(inputs, samples, training)
 
     def _hybrid(self, data: dict, training: bool) -> dict:
@@ -197,7 +265,9 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
                 f'HybridDataPreprocessor: num_views={num_views} but the data '
                 f'has {len(views)} views of each uniform image; give one '
                 '(decoded only, viewed here) or num_views of them.')
-        images = self._to_device(views + [balanced])
+        images = self._to_device(
+            views + [balanced], [samples.get('uniform')] * len(views) +
+            [samples.get('balanced')])
         uniform, balanced = images.split([len(views) * n, n])
         if training:
             if len(views) != num_views:

@@ -171,3 +171,79 @@ def test_reproduce_refuses_a_foreign_results_file(webp_folder, tmp_path):
                              '--work-dir', tmp_path), check=False)
     assert result.returncode != 0
     assert 'results.json was not written by this script' in result.stderr
+
+
+SPEED = 'benchmarks/data_path_speed.py'
+
+
+@pytest.fixture(scope='module')
+def balanced_folder(tmp_path_factory) -> Path:
+    """100 training images in each of 10 classes: cut at IF 100 as shipped
+    (100 ... 1 per class)."""
+    return make_image_folder(
+        tmp_path_factory.mktemp('balanced100'), [100] * 10, test_per_class=1)
+
+
+def test_data_path_speed_prints_consistent_ratios(balanced_folder):
+    result = run(python_tool(SPEED, '--data-root', balanced_folder,
+                             '--modes', 'held', 'per-sample', '--iters', 3,
+                             '--warmup', 1, '--batch-size', 8,
+                             '--num-workers', 1))
+    rows = [line for line in result.stdout.splitlines()
+            if line.startswith('| held') or line.startswith('| per-sample')]
+    assert [row.split('|')[1].strip() for row in rows] == [
+        'held', 'per-sample, 1 workers']
+    for row in rows:
+        runner, ceiling, ratio = (float(c) for c in row.split('|')[2:5])
+        # (c)/(a) is the runner's images/s over the ceiling's.
+        assert runner > 0 and ceiling > 0
+        assert ratio == pytest.approx(runner / ceiling, abs=2e-3)
+
+
+def test_ceiling_steps_the_models_weights_on_the_models_images(
+        balanced_folder, tmp_path):
+    """The ceiling step of data_path_speed.py trains a copy of the model's
+    backbone, equal to it before each step, on the very tensor the model's
+    backbone was given (3N rows)."""
+    import argparse
+    import importlib.util
+
+    import torch
+    from mmengine.runner import Runner
+
+    from tool_runner import TOOLS
+    spec = importlib.util.spec_from_file_location('data_path_speed',
+                                                  TOOLS / SPEED)
+    speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speed)
+    args = argparse.Namespace(
+        data_root=str(balanced_folder), batch_size=4, iters=2, warmup=0,
+        num_workers=0, amp=False)
+    runner = Runner.from_cfg(speed.build_cfg('held', args, str(tmp_path)))
+    seen = []
+
+    class Check(speed.CeilingHook):
+
+        def _ceiling_step(self):
+            model = runner.model.backbone
+            for (name, mine), theirs in zip(
+                    self.backbone.state_dict().items(),
+                    model.state_dict().values()):
+                assert torch.equal(mine, theirs), name
+            seen.append(self._images)
+            super()._ceiling_step()
+
+    hook = Check(amp=False, warmup=0)
+    runner.register_hook(hook)
+    inputs = []
+    backbone = runner.model.backbone
+    # (deep copies of the backbone carry this hook along: count only the
+    # model's own calls)
+    backbone.register_forward_pre_hook(
+        lambda module, args: inputs.append(args[0])
+        if module is backbone else None)
+    runner.train()
+    assert len(seen) == 2 and len(inputs) == 2
+    for images, given in zip(seen, inputs):
+        assert images.shape == (3 * 4, 3, 32, 32)
+        assert torch.equal(images, given)

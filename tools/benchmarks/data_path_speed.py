@@ -5,8 +5,11 @@ variant (``configs/_base_/datasets/cifar10lt_folder.py``) on a real
 CIFAR-10 copy and times, in one process and interleaved, two things:
 
 (a) the ceiling: backbone + neck forward + backward + SGD step of ResNet-32
-    on the (V + 1) * N = 3N normalised images of one hybrid step, already in
-    memory, under the same precision;
+    on the (V + 1) * N = 3N normalised images of the same hybrid step (the
+    tensor the model's backbone was given), already in memory, under the
+    same precision, with a copy of the model's backbone as it stands after
+    the step (the same weights, SGD with the config's momentum and weight
+    decay);
 (c) a full ``runner.train`` iteration of the config (data loading,
     preprocessing with the batch transforms, both heads and losses,
     backward, SGD, the hooks), in one of the data modes:
@@ -44,7 +47,6 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 import mmlt_hybrid  # noqa: F401  (registers the components)
-from mmlt_hybrid.models.backbones import CifarResNet
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FOLDER_DATA = 'configs/_base_/datasets/cifar10lt_folder.py'
@@ -118,36 +120,47 @@ def build_cfg(mode: str, args: argparse.Namespace, work_dir: str) -> Config:
 
 
 class CeilingHook(Hook):
-    """Times each runner iteration, then one ceiling step outside it."""
+    """Times each runner iteration, then one ceiling step outside it.
+
+    The ceiling step trains a copy of the model's backbone, refreshed from
+    the model before every step (untimed), on the images the model's
+    backbone was given in the iteration just timed.
+    """
 
     priority = 'LOWEST'
 
-    def __init__(self, rows: int, amp: bool, warmup: int) -> None:
-        device = 'cuda' if torch.cuda.is_available() else 'cpu'
-        self.device = device
+    def __init__(self, amp: bool, warmup: int) -> None:
+        self.device = 'cuda' if torch.cuda.is_available() else 'cpu'
         self.amp = amp
         self.warmup = warmup
-        self.backbone = CifarResNet(depth=32).to(device)
-        self.images = torch.randn(rows, 3, 32, 32, device=device)
-        self.optim = torch.optim.SGD(
-            self.backbone.parameters(), lr=0.01, momentum=0.9)
         self.iter_s: List[float] = []
         self.ceiling_s: List[float] = []
         self._end = None
+        self._images = None
 
     def _sync(self) -> None:
         if self.device == 'cuda':
             torch.cuda.synchronize()
 
+    def _keep_images(self, module, args) -> None:
+        self._images = args[0].detach()
+
     def _ceiling_step(self) -> None:
         self.optim.zero_grad()
         dtype = torch.float16 if self.device == 'cuda' else torch.bfloat16
         with torch.autocast(self.device, dtype=dtype, enabled=self.amp):
-            feats = self.backbone(self.images)[-1].mean(dim=(2, 3))
+            feats = self.backbone(self._images)[-1].mean(dim=(2, 3))
         feats.float().pow(2).mean().backward()
         self.optim.step()
 
     def before_train(self, runner) -> None:
+        model = runner.model
+        self.backbone = copy.deepcopy(model.backbone)
+        model.backbone.register_forward_pre_hook(self._keep_images)
+        sgd = runner.cfg.optim_wrapper.optimizer
+        self.optim = torch.optim.SGD(
+            self.backbone.parameters(), lr=sgd.lr, momentum=sgd.momentum,
+            weight_decay=sgd.weight_decay)
         self._end = time.perf_counter()
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
@@ -157,6 +170,8 @@ class CeilingHook(Hook):
         timed = runner.iter >= self.warmup
         if timed:
             self.iter_s.append(now - self._end)
+        self.backbone.load_state_dict(runner.model.backbone.state_dict())
+        self._sync()
         start = time.perf_counter()
         self._ceiling_step()
         self._sync()
@@ -169,7 +184,7 @@ def bench_mode(mode: str, args: argparse.Namespace) -> Dict[str, float]:
     rows = 3 * args.batch_size
     with tempfile.TemporaryDirectory() as work_dir:
         runner = Runner.from_cfg(build_cfg(mode, args, work_dir))
-        hook = CeilingHook(rows, args.amp, args.warmup)
+        hook = CeilingHook(args.amp, args.warmup)
         runner.register_hook(hook)
         runner.train()
     iter_s = statistics.median(hook.iter_s)

@@ -1,10 +1,14 @@
 """Plots of a long-tailed run: per-class accuracy vs frequency, alpha, losses.
 
 From a work dir written by ``tools/train.py`` and one of its checkpoints,
-writes three PNG files:
+writes four PNG files:
 
 - ``per_class_accuracy.png``: test accuracy of every class (bars, classes
   sorted by their training-image count) against that count (line, log scale);
+- ``confusion_matrix.png``: the test confusion matrix (mmpretrain's
+  ``ConfusionMatrix``), each row (true class) normalised to sum to 1, rows
+  and columns in the same training-count order (most frequent first), so
+  tail classes taken for head classes show up in the lower left;
 - ``alpha.png``: the hybrid weight alpha over the iterations;
 - ``loss.png``: the logged losses (total, weighted feature and classifier
   terms) over the iterations.
@@ -17,6 +21,7 @@ Example::
 import argparse
 import glob
 import json
+import math
 import os
 import os.path as osp
 import tempfile
@@ -30,6 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+from mmpretrain.evaluation import ConfusionMatrix  # noqa: E402
 from mmpretrain.registry import DATASETS  # noqa: E402
 
 import mmlt_hybrid  # noqa: E402,F401  (registers the components)
@@ -92,12 +98,21 @@ def class_counts_of(dataset_cfg: Dict) -> List[int]:
     return out
 
 
-def per_class_accuracy(cfg: Config, checkpoint: str,
-                       num_classes: int) -> np.ndarray:
-    """Accuracy of every class on the configured test set."""
+def predict(cfg: Config, checkpoint: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Predicted and true labels of every image of the configured test set.
+
+    Args:
+        cfg (Config): The config of the run.
+        checkpoint (str): The checkpoint to evaluate.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: ``(pred, gt)``, integer labels in the
+        order of the test loader.
+    """
     cfg = cfg.copy()
     cfg.load_from = None
     cfg.resume = False
+    preds, gts = [], []
     with tempfile.TemporaryDirectory() as tmp:
         cfg.work_dir = tmp
         cfg.log_level = 'WARNING'
@@ -105,18 +120,108 @@ def per_class_accuracy(cfg: Config, checkpoint: str,
         runner.load_checkpoint(checkpoint, map_location='cpu')
         model = runner.model
         model.eval()
-        correct = np.zeros(num_classes)
-        total = np.zeros(num_classes)
         with torch.no_grad():
             for data in runner.test_loop.dataloader:
                 for sample in model.test_step(data):
-                    label = int(sample.gt_label[0])
-                    total[label] += 1
-                    correct[label] += int(sample.pred_label[0]) == label
+                    preds.append(sample.pred_label[:1])
+                    gts.append(sample.gt_label[:1])
+    return (torch.cat(preds).cpu().numpy().astype(np.int64),
+            torch.cat(gts).cpu().numpy().astype(np.int64))
+
+
+def class_accuracy(pred: np.ndarray, gt: np.ndarray,
+                   num_classes: int) -> np.ndarray:
+    """Accuracy of every class.
+
+    Args:
+        pred (np.ndarray): Predicted labels, shape (N, ).
+        gt (np.ndarray): True labels, shape (N, ).
+        num_classes (int): Number of classes.
+
+    Returns:
+        np.ndarray: Shape (num_classes, ), the share of each class's images
+        predicted as that class.
+
+    Raises:
+        ValueError: If a class has no test image.
+    """
+    total = np.bincount(gt, minlength=num_classes)
     if (total == 0).any():
         missing = np.flatnonzero(total == 0).tolist()
         raise ValueError(f'the test set has no image of classes {missing}')
+    correct = np.bincount(gt[pred == gt], minlength=num_classes)
     return correct / total
+
+
+def confusion_matrix_by_frequency(
+        pred: np.ndarray, gt: np.ndarray,
+        counts: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
+    """Row-normalised confusion matrix, classes sorted by training count.
+
+    Args:
+        pred (np.ndarray): Predicted labels, shape (N, ).
+        gt (np.ndarray): True labels, shape (N, ).
+        counts (Sequence[int]): Training images of every class.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: ``(matrix, order)``. ``order`` lists
+        the classes by training count, most frequent first (ties keep the
+        class order); ``matrix[i, j]`` is the share of the test images of
+        class ``order[i]`` predicted as ``order[j]`` (a row with no test
+        image is all 0).
+    """
+    num_classes = len(counts)
+    matrix = ConfusionMatrix.calculate(
+        torch.as_tensor(pred), torch.as_tensor(gt),
+        num_classes=num_classes).numpy().astype(np.float64)
+    order = np.argsort(-np.asarray(counts), kind='stable')
+    matrix = matrix[np.ix_(order, order)]
+    rows = matrix.sum(axis=1, keepdims=True)
+    return matrix / np.maximum(rows, 1), order
+
+
+def matrix_ticks(order: np.ndarray, classes: Sequence[str],
+                 max_ticks: int = 20) -> Tuple[List[int], List[str]]:
+    """Tick positions and labels of an axis of classes in ``order``.
+
+    Args:
+        order (np.ndarray): The classes along the axis.
+        classes (Sequence[str]): Names of all classes.
+        max_ticks (int): Most ticks to draw. Defaults to 20.
+
+    Returns:
+        tuple[list[int], list[str]]: Up to ``max_ticks`` classes, every
+        position labelled with its class name; more, a tick every
+        ``ceil(len(order) / max_ticks)`` positions labelled with the rank.
+    """
+    if len(order) <= max_ticks:
+        return list(range(len(order))), [classes[i] for i in order]
+    positions = list(range(0, len(order), math.ceil(len(order) / max_ticks)))
+    return positions, [str(p) for p in positions]
+
+
+def plot_confusion_matrix(matrix: np.ndarray, order: np.ndarray,
+                          classes: Sequence[str], path: str) -> None:
+    """Draw :func:`confusion_matrix_by_frequency`'s matrix as an image."""
+    side = min(12, max(5, 0.3 * len(order) + 3))
+    fig, ax = plt.subplots(figsize=(side + 1, side))
+    image = ax.imshow(matrix, cmap='viridis', vmin=0, vmax=1,
+                      interpolation='nearest')
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04,
+                 label='share of the true class')
+    positions, labels = matrix_ticks(order, classes)
+    ax.set_xticks(positions)
+    ax.set_xticklabels(labels, rotation=45, ha='right')
+    ax.set_yticks(positions)
+    ax.set_yticklabels(labels)
+    named = len(positions) == len(order)
+    what = 'class' if named else 'class rank'
+    ax.set_xlabel(f'predicted {what} (most frequent in training first)')
+    ax.set_ylabel(f'true {what}')
+    ax.set_title('Confusion matrix, rows normalised')
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def plot_per_class(acc: np.ndarray, counts: Sequence[int],
@@ -178,10 +283,14 @@ def main() -> None:
     os.makedirs(out_dir, exist_ok=True)
 
     counts = class_counts_of(cfg.train_dataloader.dataset)
-    acc = per_class_accuracy(cfg, args.checkpoint, len(counts))
-    dataset_meta = DATASETS.build(cfg.test_dataloader.dataset).metainfo
-    written = [osp.join(out_dir, 'per_class_accuracy.png')]
-    plot_per_class(acc, counts, dataset_meta['classes'], written[0])
+    pred, gt = predict(cfg, args.checkpoint)
+    acc = class_accuracy(pred, gt, len(counts))
+    classes = DATASETS.build(cfg.test_dataloader.dataset).metainfo['classes']
+    written = [osp.join(out_dir, name)
+               for name in ('per_class_accuracy.png', 'confusion_matrix.png')]
+    plot_per_class(acc, counts, classes, written[0])
+    plot_confusion_matrix(*confusion_matrix_by_frequency(pred, gt, counts),
+                          classes, written[1])
 
     records = read_scalars(args.work_dir)
     for name, keys, ylabel in (

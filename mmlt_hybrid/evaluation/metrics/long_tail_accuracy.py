@@ -10,6 +10,13 @@ from mmengine.structures import BaseDataElement
 from mmpretrain.registry import METRICS
 
 
+#: The usual many/medium/few split of long-tail papers (Liu et al., 2019):
+#: many-shot classes have more than MANY_SHOT_THR training images, few-shot
+#: classes fewer than FEW_SHOT_THR.
+MANY_SHOT_THR = 100
+FEW_SHOT_THR = 20
+
+
 def _check_thresholds(many_shot_thr, few_shot_thr) -> None:
     for key, value in (('many_shot_thr', many_shot_thr), ('few_shot_thr',
                                                           few_shot_thr)):
@@ -48,8 +55,8 @@ def _check_class_counts(class_counts) -> Optional[List[int]]:
 
 
 def shot_groups(class_counts: Sequence[int],
-                many_shot_thr: float = 100,
-                few_shot_thr: float = 20) -> Dict[str, List[int]]:
+                many_shot_thr: float = MANY_SHOT_THR,
+                few_shot_thr: float = FEW_SHOT_THR) -> Dict[str, List[int]]:
     """Split classes into many-, medium- and few-shot by training counts.
 
     Args:
@@ -117,8 +124,8 @@ class LongTailAccuracy(BaseMetric):
     def __init__(self,
                  topk: Union[int, Sequence[int]] = (1, ),
                  class_counts: Optional[Sequence[int]] = None,
-                 many_shot_thr: float = 100,
-                 few_shot_thr: float = 20,
+                 many_shot_thr: float = MANY_SHOT_THR,
+                 few_shot_thr: float = FEW_SHOT_THR,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -266,4 +273,4 @@ class LongTailAccuracy(BaseMetric):
         return metrics
 
 
-__all__ = ['LongTailAccuracy', 'shot_groups']
+__all__ = ['LongTailAccuracy', 'shot_groups', 'MANY_SHOT_THR', 'FEW_SHOT_THR']

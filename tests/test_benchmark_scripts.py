@@ -1,9 +1,9 @@
 """The CIFAR-10-LT benchmark scripts, run as commands on tiny generated data.
 
-tools/benchmarks/reproduce_cifar10lt.py (rows appended to one table across
-invocations) and tools/benchmarks/cifar10lt_short.py (device and per-sample
-data paths), 1 epoch at batch 8, checked against counts computed here from
-the generated folders.
+tools/benchmarks/reproduce_cifar10lt.py (the paper's rows, appended to one
+table across invocations) and tools/benchmarks/cifar10lt_short.py (all seven
+methods, device and per-sample data paths), 1 epoch at batch 8, checked
+against counts computed here from the generated folders.
 """
 import json
 import math
@@ -18,7 +18,15 @@ from tool_runner import python_tool, run
 
 REPRODUCE = 'benchmarks/reproduce_cifar10lt.py'
 SHORT = 'benchmarks/cifar10lt_short.py'
-ROWS = ('CE', 'Hybrid-SC', 'Hybrid-PSC')
+ROWS = ('CE', 'Hybrid-SC', 'Hybrid-PSC')  # the paper's rows
+#: The methods of the short benchmark, and the training images a step
+#: processes per sample drawn: one view for the CE baselines; two views and a
+#: class-balanced image for the paper's hybrids; two views for the hybrids
+#: whose classifier reads the uniform views.
+METHOD_IMAGES = {
+    'CE': 1, 'LA-CE': 1, 'CE-CBS': 1, 'Hybrid-SC': 3, 'Hybrid-PSC': 3,
+    'Hybrid-SC-LA': 2, 'Hybrid-PSC-LA': 2
+}
 #: Training images per class of the generated long-tailed folders.
 LT_COUNTS = [20, 12, 8, 6, 4, 3, 3, 2, 2, 2]
 BATCH = 8
@@ -91,9 +99,19 @@ def test_reproduce_rows_accumulate_across_invocations(webp_folder, tmp_path):
         assert row['few'] != '-'  # classes with < 20 training images
 
 
+def checkpoint_counts(work_dir: Path) -> Dict[str, List[int]]:
+    """The class counts saved in a run's checkpoint, by state-dict key."""
+    import torch
+    state = torch.load(next(work_dir.glob('epoch_*.pth')), map_location='cpu',
+                       weights_only=False)['state_dict']
+    return {key: value.tolist() for key, value in state.items()
+            if key.endswith('class_counts')}
+
+
 @pytest.mark.parametrize('data_path,methods', [
-    ('per-sample', ['CE', 'Hybrid-SC']),
-    ('device', ['Hybrid-PSC']),
+    ('per-sample', ['CE', 'Hybrid-SC', 'CE-CBS', 'Hybrid-PSC-LA']),
+    ('device',
+     ['Hybrid-PSC', 'LA-CE', 'CE-CBS', 'Hybrid-SC-LA', 'Hybrid-PSC-LA']),
 ])
 def test_short_benchmark_data_paths(tiny_folder, tmp_path, data_path,
                                     methods):
@@ -109,19 +127,41 @@ def test_short_benchmark_data_paths(tiny_folder, tmp_path, data_path,
     table = {r['method']: r for r in read_table(work_dir / 'results.md')}
     assert list(table) == methods
     for method in methods:
-        per_sample = 1 if method == 'CE' else 3  # 2 views + balanced image
         assert results[method]['class_counts'] == counts
+        # Every sampler draws as many samples an epoch as the set has.
         assert int(table[method]['iters']) == math.ceil(n / BATCH)
-        assert int(table[method]['images processed']) == per_sample * n
+        assert int(table[method]['images processed']) == \
+            METHOD_IMAGES[method] * n
+        assert results[method]['images'] == METHOD_IMAGES[method] * n
         assert float(table[method]['images/s']) > 0
         assert results[method]['settings']['train_workers'] == 0
-    # The run's config (as the runner dumped it) has the data path asked
-    # for.
+    # The run's config (as the runner dumped it) has the method's loss,
+    # sampler and classifier input, and the data path asked for.
     from mmengine.config import Config
     for method in methods:
         cfg = Config.fromfile(
             next((work_dir / method).glob('*/vis_data/config.py')),
             import_custom_modules=False)
+        la = method in ('LA-CE', 'Hybrid-SC-LA', 'Hybrid-PSC-LA')
+        paper_hybrid = method in ('Hybrid-SC', 'Hybrid-PSC')
+        assert cfg.model.head.loss.type == (
+            'LogitAdjustedLoss' if la else 'CrossEntropyLoss')
+        assert cfg.train_dataloader.sampler.type == {
+            'CE-CBS': 'ClassBalancedSampler'
+        }.get(method, 'ClassBalancedPairSampler'
+              if paper_hybrid else 'DefaultSampler')
+        if method.startswith('Hybrid'):
+            # (HybridClassifier's default: 'balanced')
+            assert cfg.model.get('cls_input', 'balanced') == (
+                'balanced' if paper_hybrid else 'uniform')
+            assert cfg.model.feat_head.type == (
+                'PSCHead' if 'PSC' in method else 'SupConHead')
+        else:
+            assert cfg.model.type == 'ImageClassifier'
+        # The training set's counts reached the logit-adjusted loss (saved
+        # with the model); the other losses have none.
+        assert checkpoint_counts(work_dir / method) == (
+            {'head.loss_module.class_counts': counts} if la else {})
         dataset = cfg.train_dataloader.dataset
         transforms = cfg.data_preprocessor.batch_transforms
         if data_path == 'device':
@@ -131,8 +171,11 @@ def test_short_benchmark_data_paths(tiny_folder, tmp_path, data_path,
                 'BatchRandomCrop', 'BatchRandomFlip', 'BatchRandomGrayscale']
         else:
             assert not dataset.hold_in_memory and transforms == []
-            first = 'RandomCrop' if method == 'CE' else 'MultiView'
+            single_view = METHOD_IMAGES[method] == 1
+            first = 'RandomCrop' if single_view else 'MultiView'
             assert dataset.pipeline[0]['type'] == first
+            assert (dataset.get('balanced_pipeline') is not None) == \
+                paper_hybrid
 
 
 @pytest.mark.parametrize('script', [REPRODUCE, SHORT])
@@ -146,15 +189,16 @@ def test_data_root_without_train_folder(script, tmp_path):
     assert str(tmp_path) in result.stderr
 
 
-@pytest.mark.parametrize('args', [
-    [REPRODUCE, 'CE', 'Hybrid-XX'],
-    [SHORT, '--methods', 'Hybrid-XX'],
+@pytest.mark.parametrize('args,allowed', [
+    ([REPRODUCE, 'CE', 'Hybrid-XX'], ROWS),
+    ([REPRODUCE, 'Hybrid-SC-LA'], ROWS),  # no published row to compare
+    ([SHORT, '--methods', 'Hybrid-XX'], tuple(METHOD_IMAGES)),
 ])
-def test_unknown_row_lists_the_allowed_ones(args, webp_folder):
+def test_unknown_row_lists_the_allowed_ones(args, allowed, webp_folder):
     result = run(python_tool(*args, '--data-root', webp_folder), check=False)
     assert result.returncode == 2
-    assert "'Hybrid-XX'" in result.stderr
-    assert ', '.join(ROWS) in result.stderr
+    assert repr(args[-1]) in result.stderr
+    assert 'allowed: ' + ', '.join(allowed) + '\n' in result.stderr
 
 
 def test_short_refuses_imbalance_factor_on_the_webp_copy(webp_folder):

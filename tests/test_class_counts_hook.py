@@ -154,3 +154,53 @@ def test_counting_a_plain_dataset(toy_label_dataset):
     ds = toy_label_dataset([0, 2, 2, 1, 2], num_classes=4)
     assert class_counts_of_dataset(ds) == [1, 1, 3, 0]
     assert HOOKS.get('ClassCountsHook') is not None
+
+
+def _la_cfg(root, tmp_path, **loss):
+    cfg = make_cfg(root, tmp_path)
+    cfg.model.head.loss = dict(type='LogitAdjustedLoss', **loss)
+    cfg.model.head.type = 'LogitAdjustedLinearClsHead'
+    return cfg
+
+
+def test_counts_reach_every_module_that_declares_it_needs_them(
+        tiny_folder, tmp_path):
+    """The loss and the post-hoc head (``needs_class_counts``) get the
+    training set's counts before training, through the protocol."""
+    runner = Runner.from_cfg(_la_cfg(tiny_folder, tmp_path))
+    runner.train()
+    head = runner.model.head
+    assert head.loss_module.class_counts.tolist() == EXPECTED
+    assert head.class_counts.tolist() == EXPECTED
+
+
+def test_counts_given_in_the_config_are_kept_by_the_hook(
+        tiny_folder, tmp_path):
+    given = [5] * 10
+    runner = Runner.from_cfg(
+        _la_cfg(tiny_folder, tmp_path, class_counts=given))
+    runner.train()
+    assert runner.model.head.loss_module.class_counts.tolist() == given
+    assert runner.model.head.class_counts.tolist() == EXPECTED
+
+
+def test_counts_before_ema_copies_the_model(tiny_folder, tmp_path):
+    """EMAHook copies the model in before_run; the copy must already hold
+    the counts (its buffers are synced every step)."""
+    cfg = _la_cfg(tiny_folder, tmp_path)
+    cfg.custom_hooks = [dict(type='EMAHook'), dict(type='ClassCountsHook')]
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    ema_hook = [h for h in runner.hooks if type(h).__name__ == 'EMAHook'][0]
+    ema_head = ema_hook.ema_model.module.head
+    assert ema_head.loss_module.class_counts.tolist() == EXPECTED
+
+
+def test_without_the_hook_the_loss_says_what_to_do(tiny_folder, tmp_path):
+    cfg = _la_cfg(tiny_folder, tmp_path)
+    cfg.custom_hooks = []
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError,
+                       match=r'LogitAdjustedLoss: no class counts.*'
+                       r'ClassCountsHook'):
+        runner.train()

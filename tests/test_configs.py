@@ -167,7 +167,10 @@ def test_config_builds(name, data_tmp, training_step):
     labels = train_set.get_gt_labels()
     size = 224 if name in LARGE_SCALE else 32
     shape = (3, size, size)
-    if cfg.model.type == 'HybridClassifier':
+    if cfg.model.get('cls_input', 'balanced') == 'uniform':
+        # Hybrid-*-LA: single images; the preprocessor views them.
+        assert pre.view_single_images and pre.num_views == 2
+    if cfg.model.type == 'HybridClassifier' and not pre.view_single_images:
         assert model.feat_head is not None
         sampler = DATA_SAMPLERS.build(
             cfg.train_dataloader.sampler,
@@ -212,8 +215,10 @@ def test_config_builds(name, data_tmp, training_step):
             labels[j] for _, j, _ in triples
         ]
     else:
-        # Plain CE: single images of the same set, uniformly shuffled.
-        assert cfg.train_dataloader.sampler.type == 'DefaultSampler'
+        # Single images of the same set, uniformly shuffled (CE, LA-CE,
+        # Hybrid-*-LA) or class-balanced (CE-CBS).
+        assert cfg.train_dataloader.sampler.type == (
+            'ClassBalancedSampler' if '_cbs_' in name else 'DefaultSampler')
         items = [train_set[k] for k in range(8)]
         for k, item in enumerate(items):
             assert set(item) == {'inputs', 'data_samples'}
@@ -222,10 +227,16 @@ def test_config_builds(name, data_tmp, training_step):
             assert _label(item['data_samples']) == labels[k]
         train = pre(collate(copy.deepcopy(items)), training=True)
         test = pre(collate(copy.deepcopy(items)), training=False)
-        assert train['inputs'].shape == test['inputs'].shape == (8, ) + shape
+        # One view of each training image (CE), or num_views (Hybrid-*-LA).
+        views = train['inputs'] if pre.view_single_images else [
+            train['inputs']
+        ]
+        assert len(views) == (pre.num_views if pre.view_single_images else 1)
+        for view in views:
+            assert view.shape == test['inputs'].shape == (8, ) + shape
+            # The preprocessor augments the training batch only.
+            assert not torch.equal(view, test['inputs'])
         assert [_label(s) for s in train['data_samples']] == list(labels[:8])
-        # The preprocessor augments the training batch only.
-        assert not torch.equal(train['inputs'], test['inputs'])
     if 'cifar' in name:
         assert len(train_set.class_counts) == n
         lt = cfg.train_dataloader.dataset.dataset
@@ -252,8 +263,8 @@ def _one_iteration_cfg(cfg: Config, work_dir: Path) -> Config:
         if hook['type'] == 'HybridTransitionHook':
             hook = ConfigDict(hook, by_epoch=False)
             hook.pop('switch_epoch', None)
-        if hook['type'] != 'ClassCountsHook':
-            hooks.append(hook)
+        # ClassCountsHook stays: it gives LogitAdjustedLoss its counts.
+        hooks.append(hook)
     cfg.custom_hooks = hooks
     cfg.log_level = 'WARNING'
     return cfg

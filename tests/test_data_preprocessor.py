@@ -506,3 +506,82 @@ def test_inconsistent_hybrid_batches_refused():
 def test_bad_num_views(num_views):
     with pytest.raises(ValueError, match='num_views'):
         HybridDataPreprocessor(num_views=num_views)
+
+
+# view_single_images: a batch of single images viewed num_views times in
+# training (HybridClassifier(cls_input='uniform') sets it).
+@pytest.mark.parametrize('collate', [pseudo_collate, default_collate])
+def test_view_single_images_makes_num_views_views(collate, hub):
+    set_step(hub, it=3)
+    n = 64
+    items = single_items(n, size=(3, 6))
+    images = [item['inputs'] for item in items]
+    assert all(not torch.equal(img, flipped(img)) for img in images)
+    pre = HybridDataPreprocessor(
+        mean=MEAN, std=STD, num_views=2, view_single_images=True,
+        batch_transforms=FLIP, balanced_transforms=[])
+    out = pre(collate(copy.deepcopy(items)), training=True)
+    # mmpretrain's multi-view layout: a list of V tensors of the N images.
+    views = out['inputs']
+    assert isinstance(views, list) and len(views) == 2
+    assert all(view.shape == (n, 3, 3, 6) for view in views)
+    # The views are made with batch_transforms (not balanced_transforms),
+    # every row with its own draw.
+    first, second = flip_pattern(views[0], images), flip_pattern(
+        views[1], images)
+    assert 0 < sum(first) < n and 0 < sum(second) < n
+    assert 0 < sum(a != b for a, b in zip(first, second)) < n
+    assert [int(s.gt_label) for s in out['data_samples']] == list(range(n))
+    # Evaluation: one view, as ClsDataPreprocessor gives it.
+    ev = pre(collate(copy.deepcopy(items)), training=False)['inputs']
+    assert isinstance(ev, torch.Tensor) and ev.shape == (n, 3, 3, 6)
+    for k in range(n):
+        torch.testing.assert_close(ev[k], by_hand(images[k]))
+
+
+def test_view_single_images_without_transforms_repeats_the_image(hub):
+    set_step(hub, it=0)
+    items = single_items(3)
+    out = HybridDataPreprocessor(
+        mean=MEAN, std=STD, num_views=3, view_single_images=True)(
+            pseudo_collate(items), training=True)
+    assert len(out['inputs']) == 3
+    for view in out['inputs']:
+        for k, item in enumerate(items):
+            torch.testing.assert_close(view[k], by_hand(item['inputs']))
+
+
+def test_multi_view_default_collate_gives_per_view_tensors(hub):
+    # A per-sample MultiView batch stacked by default_collate: a list of V
+    # (N, C, H, W) tensors, handed on as V normalised tensors.
+    g = torch.Generator().manual_seed(5)
+    items = [
+        dict(
+            inputs=[
+                torch.randint(0, 256, (3, 4, 5), generator=g,
+                              dtype=torch.uint8) for _ in range(2)
+            ],
+            data_samples=DataSample().set_gt_label(k)) for k in range(3)
+    ]
+    pre = HybridDataPreprocessor(
+        mean=MEAN, std=STD, num_views=2, view_single_images=True)
+    out = pre(default_collate(copy.deepcopy(items)), training=True)
+    assert isinstance(out['inputs'], list) and len(out['inputs']) == 2
+    for v in range(2):
+        for k in range(3):
+            torch.testing.assert_close(out['inputs'][v][k],
+                                       by_hand(items[k]['inputs'][v]))
+    assert [int(s.gt_label) for s in out['data_samples']] == [0, 1, 2]
+
+
+def test_view_single_images_errors():
+    with pytest.raises(ValueError, match=r'view_single_images=True needs '
+                       r'num_views'):
+        HybridDataPreprocessor(view_single_images=True)
+    with pytest.raises(TypeError, match=r"view_single_images='yes'"):
+        HybridDataPreprocessor(num_views=2, view_single_images='yes')
+    with pytest.raises(ValueError, match='batch_augments'):
+        HybridDataPreprocessor(
+            num_views=2, view_single_images=True,
+            batch_augments=dict(augments=dict(type='Mixup', alpha=1.)),
+            num_classes=4)

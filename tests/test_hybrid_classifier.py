@@ -206,7 +206,7 @@ def test_batch_without_balanced_part_refused():
             model.loss(bad, all_samples)
 
 
-def test_construction_needs_both_heads_and_cls_input_balanced():
+def test_construction_needs_both_heads_and_a_known_cls_input():
     cfg = model_cfg()
     cfg.pop('feat_head')
     with pytest.raises(ValueError, match=r'`feat_head`.*feat_head=None'):
@@ -215,9 +215,9 @@ def test_construction_needs_both_heads_and_cls_input_balanced():
     cfg.pop('head')
     with pytest.raises(ValueError, match=r'`head`.*head=None'):
         MODELS.build(cfg)
-    for cls_input in ('uniform', 'both', None):
+    for cls_input in ('both', 'Uniform', None):
         with pytest.raises(ValueError, match=rf'cls_input={cls_input!r}.*'
-                           r"\('balanced',\)"):
+                           r"\('balanced', 'uniform'\)"):
             MODELS.build(model_cfg(cls_input=cls_input))
 
 

@@ -648,3 +648,76 @@ def test_real_two_process_run(tmp_path):
     j1 = np.array([j for _, j, _ in out[1][1]])
     assert (j0 == j1).mean() < 0.2
     assert not {t[2] for t in out[0][1]} & {t[2] for t in out[1][1]}
+
+
+# ClassBalancedSampler: class-balanced single indices (the "CE with
+# class-balanced sampling" baseline). Built through the registry as the
+# runner builds it.
+def _cbs(dataset, **kwargs):
+    return DATA_SAMPLERS.build(
+        dict(type='ClassBalancedSampler', **kwargs),
+        default_args=dict(dataset=dataset))
+
+
+def test_class_balanced_sampler_classes_and_images_uniform(lt_dataset):
+    labels = lt_dataset.get_gt_labels()
+    sampler = _cbs(lt_dataset, seed=0)
+    drawn = []
+    for epoch in range(20):
+        sampler.set_epoch(epoch)
+        indices = list(sampler)
+        # One epoch: as many single int indices as the dataset has images.
+        assert len(indices) == len(sampler) == len(lt_dataset)
+        assert all(type(k) is int for k in indices)
+        drawn += indices
+    drawn = np.asarray(drawn)
+    assert drawn.min() >= 0 and drawn.max() < len(lt_dataset)
+    num = len(drawn)
+    # The long-tailed set (200 ... 5 a class) drawn with uniform classes:
+    # chi-square against num / 10 a class (9 dof, p = 0.001).
+    hist = np.bincount(labels[drawn], minlength=10)
+    assert chi_square(hist, [num / 10] * 10) < CHI2_999[9]
+    # Within a class every image equally likely (summed statistic).
+    stat, dof = 0.0, 0
+    for c in range(10):
+        members = np.flatnonzero(labels == c)
+        per_image = [(drawn == m).sum() for m in members]
+        stat += chi_square(per_image, [hist[c] / len(members)] * len(members))
+        dof += len(members) - 1
+    assert stat < chi2_critical_999(dof)
+
+
+def test_class_balanced_sampler_resumes_in_the_same_order(lt_dataset):
+    run = _cbs(lt_dataset, seed=5)
+    history = []
+    for epoch in range(3):
+        run.set_epoch(epoch)
+        history.append(list(run))
+    assert history[1] != history[2]  # every epoch new draws
+    resumed = _cbs(lt_dataset, seed=5)  # a resumed run, restored to epoch 2
+    resumed.set_epoch(2)
+    assert list(resumed) == history[2]
+    assert list(resumed) == history[2]  # iterating twice changes nothing
+    other = _cbs(lt_dataset, seed=6)
+    other.set_epoch(2)
+    assert list(other) != history[2]
+
+
+def test_class_balanced_sampler_ranks_draw_their_own_share(lt_dataset):
+    per_rank = []
+    for rank in (0, 1):
+        with mock.patch('mmengine.dataset.sampler.get_dist_info',
+                        return_value=(rank, 2)):
+            sampler = _cbs(lt_dataset, seed=3)
+        sampler.set_epoch(1)
+        per_rank.append(np.asarray(list(sampler)))
+    half = -(-len(lt_dataset) // 2)  # round_up: ceil(len / 2) each
+    assert len(per_rank[0]) == len(per_rank[1]) == half
+    assert (per_rank[0] == per_rank[1]).mean() < 0.1
+
+
+def test_class_balanced_sampler_errors(toy_label_dataset):
+    with pytest.raises(TypeError, match=r"seed must be an int.*'1'"):
+        _cbs(toy_label_dataset([0, 1]), seed='1')
+    with pytest.raises(ValueError, match='ClassBalancedSampler got an empty'):
+        _cbs(_LabelsOnly([]), seed=0)

@@ -2,12 +2,12 @@
 from .hybrid_pair import HybridPairDataset
 from .image_folder import ImageFolderDataset
 from .long_tailed import LongTailedDataset, long_tailed_counts
-from .samplers import ClassBalancedPairSampler
+from .samplers import ClassBalancedPairSampler, ClassBalancedSampler
 from .transforms import CheckedLoadImageFromFile
 
 __all__ = [
     'LongTailedDataset', 'long_tailed_counts', 'HybridPairDataset',
-    'ClassBalancedPairSampler', 'ImageFolderDataset',
+    'ClassBalancedPairSampler', 'ClassBalancedSampler', 'ImageFolderDataset',
     'CheckedLoadImageFromFile'
 ]
 from .synthetic import SyntheticImageDataset  # noqa: F401

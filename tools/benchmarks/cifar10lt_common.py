@@ -1,9 +1,9 @@
 """Config building, timing and tables shared by the CIFAR-10-LT benchmarks.
 
-Used by ``cifar10lt_short.py`` (CE / Hybrid-SC / Hybrid-PSC at a short
-budget) and ``reproduce_cifar10lt.py`` (the paper's recipe, one row at a
-time). Both run a shipped experiment config on an image-folder copy of the
-data:
+Used by ``cifar10lt_short.py`` (the seven methods of :data:`METHODS` at a
+short budget) and ``reproduce_cifar10lt.py`` (the paper's recipe for its
+rows, :data:`PAPER_METHODS`, one row at a time). Both run a method's shipped
+experiment config on an image-folder copy of the data:
 
 - ``png``: a balanced folder copy of CIFAR-10
   (``<root>/{train,test}/<class>/*.png``, e.g. ``../shared/data/cifar10``),
@@ -29,28 +29,53 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+#: The methods (table rows) and their shipped configs: cross-entropy on
+#: uniformly sampled images, with logit adjustment (LA-CE) and with
+#: class-balanced sampling (CE-CBS); the paper's hybrids (classifier on a
+#: class-balanced batch) and those whose classifier reads the uniform views
+#: with logit-adjusted cross-entropy (-LA).
 METHODS = {
     'CE': 'configs/ce_r32_cifar10lt.py',
+    'LA-CE': 'configs/ce_la_r32_cifar10lt.py',
+    'CE-CBS': 'configs/ce_cbs_r32_cifar10lt.py',
     'Hybrid-SC': 'configs/hybrid_sc_r32_cifar10lt.py',
     'Hybrid-PSC': 'configs/hybrid_psc_r32_cifar10lt.py',
+    'Hybrid-SC-LA': 'configs/hybrid_sc_la_r32_cifar10lt.py',
+    'Hybrid-PSC-LA': 'configs/hybrid_psc_la_r32_cifar10lt.py',
 }
+#: The methods of the paper's CIFAR-10-LT table.
+PAPER_METHODS = ('CE', 'Hybrid-SC', 'Hybrid-PSC')
 FOLDER_DATA = 'configs/_base_/datasets/cifar10lt_folder.py'
 PER_SAMPLE_DATA = 'configs/_base_/datasets/cifar10lt_per_sample.py'
 DATA_PATHS = ('device', 'per-sample')
 DATA_FORMATS = ('png', 'webp')
 
 
-def method_name(value: str) -> str:
+def method_name(value: str, allowed: Sequence[str] = tuple(METHODS)) -> str:
     """argparse ``type``: a method (row) name, case-insensitive.
+
+    Args:
+        value (str): The name given on the command line.
+        allowed (Sequence[str]): The names accepted. Defaults to all of
+            :data:`METHODS`.
+
+    Returns:
+        str: The name as :data:`METHODS` spells it.
 
     Raises:
         argparse.ArgumentTypeError: Naming the value and the allowed names.
     """
-    for name in METHODS:
+    for name in allowed:
         if value.lower() == name.lower():
             return name
     raise argparse.ArgumentTypeError(
-        f'unknown method {value!r}; allowed: {", ".join(METHODS)}')
+        f'unknown method {value!r}; allowed: {", ".join(allowed)}')
+
+
+def paper_method_name(value: str) -> str:
+    """argparse ``type``: one of the paper's rows (:data:`PAPER_METHODS`),
+    case-insensitive (see :func:`method_name`)."""
+    return method_name(value, PAPER_METHODS)
 
 
 def positive_int(value: str) -> int:
@@ -146,7 +171,10 @@ def build_cfg(method: str,
         data_path (str): ``'device'`` (the shipped configs: the set held in
             memory, augmented batch-wise by the data preprocessor, no
             workers) or ``'per-sample'`` (mmpretrain transforms per sample
-            in data workers, ``cifar10lt_per_sample.py``).
+            in data workers, ``cifar10lt_per_sample.py``: the two views of
+            each uniform image and one of the balanced image for the paper's
+            hybrids, the two views of each image for the ``-LA`` hybrids,
+            one view of each image for the CE methods).
         num_workers (int, optional): Data workers of the per-sample training
             loader and of the test loader (the device path keeps 0 for
             training). None keeps the config's.
@@ -156,11 +184,13 @@ def build_cfg(method: str,
         log_interval (int): Iterations between log lines.
 
     Returns:
-        Config: The run's config.
+        Config: The run's config, with ``ClassCountsHook`` as
+        ``tools/train.py`` adds it (the training set's class counts for
+        ``LongTailAccuracy`` and for ``LogitAdjustedLoss``).
     """
     from mmengine.config import Config
 
-    from mmlt_hybrid.utils import enable_amp
+    from mmlt_hybrid.utils import add_class_counts_hook, enable_amp
 
     if method not in METHODS:
         raise ValueError(f'method={method!r} is unknown; allowed: '
@@ -202,20 +232,28 @@ def build_cfg(method: str,
     if data_path == 'per-sample':
         per_sample = Config.fromfile(osp.join(REPO, PER_SAMPLE_DATA))
         pair = per_sample.train_dataloader.dataset
-        if train_loader.sampler.type == 'DefaultSampler':
-            # Plain CE: single images, one augmented view each.
-            train_loader.dataset.update(
-                pipeline=copy.deepcopy(pair.balanced_pipeline),
-                hold_in_memory=False)
-        else:
+        uniform_views = cfg.model.get('cls_input') == 'uniform'
+        if train_loader.sampler.type == 'ClassBalancedPairSampler':
+            # The paper's hybrids: two views of the uniform image, one of
+            # the balanced image.
             train_loader.dataset.update(
                 pipeline=copy.deepcopy(pair.pipeline),
                 balanced_pipeline=copy.deepcopy(pair.balanced_pipeline),
                 hold_in_memory=False)
-        cfg.data_preprocessor.update(
-            num_views=per_sample.data_preprocessor.num_views,
-            batch_transforms=copy.deepcopy(
-                per_sample.data_preprocessor.batch_transforms))
+        else:
+            # Single samples: the two views of each image for a hybrid whose
+            # classifier reads them (the preprocessor keeps num_views, which
+            # its view_single_images needs, but leaves a batch that has its
+            # views as it is), one view each for the CE methods.
+            views = pair.pipeline if uniform_views else \
+                pair.balanced_pipeline
+            train_loader.dataset.update(
+                pipeline=copy.deepcopy(views), hold_in_memory=False)
+        if not uniform_views:
+            cfg.data_preprocessor.num_views = \
+                per_sample.data_preprocessor.num_views
+        cfg.data_preprocessor.batch_transforms = copy.deepcopy(
+            per_sample.data_preprocessor.batch_transforms)
         if num_workers is not None:
             train_loader.num_workers = num_workers
         train_loader.persistent_workers = train_loader.num_workers > 0
@@ -240,6 +278,7 @@ def build_cfg(method: str,
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=log_interval)
     cfg.randomness = dict(seed=seed, deterministic=False)
     cfg.work_dir = work_dir
+    add_class_counts_hook(cfg)
     return cfg
 
 
@@ -267,10 +306,14 @@ def _train_meter():
     """A hook that counts the images every training step processes and
     times the training epochs.
 
-    A hybrid step processes ``V`` views of each uniform image plus the
-    class-balanced image (``3N`` for ``V = 2``), a plain-CE step its ``N``
-    images; ``V`` is what the data preprocessor makes (``num_views``) or,
-    without it, the views the data brings. The time is that of the training
+    A step of ``N`` samples processes ``V`` views of each uniform image,
+    plus the class-balanced image for the paper's hybrids: ``3N`` for the
+    paper's hybrids and ``2N`` for the ``-LA`` hybrids (``V = 2``), ``N``
+    for the CE methods (``V = 1``). ``V`` is the number of views the batch
+    brings (a per-sample ``MultiView`` pipeline) or, where the data
+    preprocessor makes them (``num_views`` for the uniform images of a pair
+    batch, and for single images with ``view_single_images``), what it
+    makes. The time is that of the training
     epochs (data loading and steps, the accelerator synchronised at the
     start and the end of each epoch), without building the dataset, saving
     checkpoints or testing.
@@ -307,20 +350,29 @@ def _train_meter():
             self.iters += 1
             inputs = data_batch['inputs']
             samples = data_batch.get('data_samples')
-            if isinstance(inputs, dict):  # a hybrid batch
-                model = getattr(runner.model, 'module', runner.model)
-                views = getattr(model.data_preprocessor, 'num_views', None) \
-                    or len(inputs['views'])
+            model = getattr(runner.model, 'module', runner.model)
+            made = getattr(model.data_preprocessor, 'num_views', None)
+            if isinstance(inputs, dict):  # a pair batch: views + balanced
                 n = len(samples['uniform'])
                 self.samples += n
-                self.images += n * views + len(samples['balanced'])
+                self.images += n * (made or len(inputs['views'])) + len(
+                    samples['balanced'])
                 return
             n = len(samples) if samples is not None else len(inputs)
-            multi_view = isinstance(inputs, (list, tuple)) and inputs and \
-                isinstance(inputs[0], (list, tuple))
             # mmpretrain's multi-view layout: V lists of N images
+            # (pseudo_collate) or V (N, C, H, W) tensors (default_collate)
+            multi_view = isinstance(inputs, (list, tuple)) and len(
+                inputs) > 0 and (isinstance(inputs[0], (list, tuple))
+                                 or getattr(inputs[0], 'ndim', 0) == 4)
+            if multi_view:
+                views = len(inputs)
+            elif getattr(model.data_preprocessor, 'view_single_images',
+                         False):
+                views = made
+            else:
+                views = 1
             self.samples += n
-            self.images += n * (len(inputs) if multi_view else 1)
+            self.images += n * views
 
     return TrainMeterHook()
 

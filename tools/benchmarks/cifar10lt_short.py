@@ -1,11 +1,24 @@
-"""CE vs Hybrid-SC vs Hybrid-PSC on real CIFAR-10-LT, on a short budget.
+"""CE baselines vs the hybrid networks on real CIFAR-10-LT, on a short budget.
 
-Trains ResNet-32 with each method on CIFAR-10-LT under the same short
-schedule, then evaluates on the balanced test set and prints one table:
+Trains ResNet-32 with each method (``--methods``, default all seven) on
+CIFAR-10-LT under the same short schedule, each from its shipped config:
+
+- ``CE``: cross-entropy on uniformly sampled images (ce_r32_cifar10lt.py);
+- ``LA-CE``: logit-adjusted cross-entropy, tau 1 (ce_la_r32_cifar10lt.py);
+- ``CE-CBS``: cross-entropy on class-balanced sampled images
+  (ce_cbs_r32_cifar10lt.py);
+- ``Hybrid-SC`` / ``Hybrid-PSC``: the paper's hybrids, the classifier on a
+  class-balanced batch (hybrid_{sc,psc}_r32_cifar10lt.py);
+- ``Hybrid-SC-LA`` / ``Hybrid-PSC-LA``: the classifier on the uniform views
+  with logit-adjusted cross-entropy, no balanced batch
+  (hybrid_{sc,psc}_la_r32_cifar10lt.py).
+
+Then it evaluates each on the balanced test set and prints one table:
 top-1, mean per-class accuracy, many/medium/few-shot accuracy, and the
 training cost of each method: iterations, training images processed (every
-view of every branch: 3N per hybrid step of N samples per branch, N per CE
-step), the wall time of the training epochs and images/s, so that methods
+view of every branch, per step of N samples: 3N for the paper's hybrids, two
+views and a balanced image; 2N for the -LA hybrids, two views; N for the CE
+methods), the wall time of the training epochs and images/s, so that methods
 and data paths can also be compared at equal compute.
 
 Data (``--data-root``), either:
@@ -45,6 +58,10 @@ Examples::
     python tools/benchmarks/cifar10lt_short.py \
         --data-root ../shared/data/cifar10lt_if100_webp --epochs 10 \
         --batch-size 128 --methods Hybrid-SC
+    # a subset: the logit-adjusted rows
+    python tools/benchmarks/cifar10lt_short.py \
+        --data-root ../shared/data/cifar10 --epochs 20 --batch-size 128 \
+        --methods LA-CE Hybrid-SC-LA Hybrid-PSC-LA
 """
 import argparse
 import json
@@ -78,7 +95,8 @@ def parse_args() -> argparse.Namespace:
                         '(default 100); not with the WebP copy')
     parser.add_argument('--methods', nargs='+', type=method_name,
                         default=list(METHODS), metavar='METHOD',
-                        help=f'any of {", ".join(METHODS)} (default: all)')
+                        help=f'any of {", ".join(METHODS)} (default: all; '
+                        'see the module docstring)')
     parser.add_argument('--num-workers', type=non_negative_int, default=2,
                         help='data workers of the per-sample training loader '
                         'and of the test loader (the device path trains '

@@ -53,9 +53,9 @@ import os.path as osp
 from datetime import datetime
 from typing import Dict, List
 
-from cifar10lt_common import (METHODS, build_cfg, check_data_root,
+from cifar10lt_common import (PAPER_METHODS, build_cfg, check_data_root,
                               describe_cfg, device_name, environment, fmt,
-                              markdown_table, method_name, metric,
+                              markdown_table, metric, paper_method_name,
                               positive_int, train_and_test)
 
 #: Top-1 (%) of ResNet-32 on CIFAR-10-LT IF 100 in the paper's table.
@@ -70,8 +70,11 @@ def parse_args() -> argparse.Namespace:
         description=__doc__.split('\n')[0],
         epilog='Without --epochs/--batch-size: the paper recipe (200 epochs, '
         'batch 512 per branch, lr 0.5, x0.1 at 120/160).')
-    parser.add_argument('rows', nargs='+', type=method_name, metavar='ROW',
-                        help=f'rows to run, in order: {", ".join(METHODS)}')
+    parser.add_argument('rows', nargs='+', type=paper_method_name,
+                        metavar='ROW',
+                        help='rows to run, in order: '
+                        f'{", ".join(PAPER_METHODS)} (the rows with a '
+                        'published top-1; cifar10lt_short.py runs the others)')
     parser.add_argument('--data-root', default='data/cifar10lt_if100_webp',
                         help='the long-tailed WebP copy, or a PNG folder '
                         'copy of CIFAR-10 (cut to IF 100 here)')

@@ -1,4 +1,5 @@
-"""Give LongTailAccuracy the per-class counts of the training set."""
+"""Give LongTailAccuracy and the model the per-class counts of the training
+set."""
 import copy
 from typing import List, Optional
 
@@ -53,7 +54,7 @@ def num_classes_of_dataset(dataset) -> int:
 
 @HOOKS.register_module()
 class ClassCountsHook(Hook):
-    """Fill ``class_counts`` of every :class:`LongTailAccuracy` that has none.
+    """Fill the class counts of metrics and model parts that have none.
 
     Before running, validating and testing, every ``LongTailAccuracy`` of
     the validation and test evaluators whose ``class_counts`` is None gets
@@ -61,6 +62,19 @@ class ClassCountsHook(Hook):
     training dataloader's dataset when it is built (training), else a dataset
     built from ``cfg.train_dataloader.dataset`` (``tools/test.py``; it is
     only read for its counts). Counts given in the metric config are kept.
+
+    The model's parts get the training set's counts by a protocol: every
+    submodule of the model (``model.modules()``) whose attribute
+    ``needs_class_counts`` is true has its ``set_class_counts(counts)``
+    called with the counts (``list[int]``, label order) before training, at
+    ``before_run`` (so that ``EMAHook``'s copy of the model holds them; this
+    hook's priority is above ``EMAHook``'s) and again at ``before_train``
+    (after a checkpoint was loaded). A part whose config gives the counts
+    sets ``needs_class_counts = False`` and keeps them. ``LogitAdjustedLoss``,
+    ``BalancedSoftmaxLoss`` and ``LogitAdjustedLinearClsHead`` follow it
+    (:class:`~mmlt_hybrid.models.losses.ClassPriorMixin`); they save the
+    counts in a buffer, so testing takes them from the checkpoint and this
+    hook does not fill the model when only testing.
 
     Before training it also refuses a classification head (``model.head``,
     and ``model.feat_head`` when it has classes) whose ``num_classes`` is not
@@ -76,7 +90,7 @@ class ClassCountsHook(Hook):
             training set's number of classes.
     """
 
-    priority = 'NORMAL'
+    priority = 'ABOVE_NORMAL'  # before EMAHook copies the model
 
     def __init__(self) -> None:
         self._counts: Optional[List[int]] = None
@@ -118,8 +132,18 @@ class ClassCountsHook(Hook):
                 for metric in metrics:
                     metric.class_counts = counts
 
+    def _fill_model(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        for module in model.modules():
+            if getattr(module, 'needs_class_counts', False):
+                module.set_class_counts(self._train_counts(runner))
+
     def before_run(self, runner) -> None:
-        """Fill the counts of the evaluators of the loops already built."""
+        """Fill the counts of the evaluators of the loops already built,
+        and of the model's parts when training."""
+        if isinstance(getattr(runner, '_train_loop', None), BaseLoop):
+            self._fill_model(runner)
         evaluators = []
         for name in ('_val_loop', '_test_loop'):
             loop = getattr(runner, name, None)
@@ -128,7 +152,8 @@ class ClassCountsHook(Hook):
         self._fill(runner, evaluators)
 
     def before_train(self, runner) -> None:
-        """Refuse heads whose ``num_classes`` is not the training set's."""
+        """Refuse heads whose ``num_classes`` is not the training set's,
+        then fill the counts of the model's parts."""
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         dataset = runner.train_dataloader.dataset
@@ -148,6 +173,7 @@ class ClassCountsHook(Hook):
                     f'has {num_classes} classes; set model.{name}.'
                     f'num_classes={num_classes}, or train on the intended '
                     'dataset.')
+        self._fill_model(runner)
 
     def before_val(self, runner) -> None:
         """Fill the counts of the validation evaluator."""

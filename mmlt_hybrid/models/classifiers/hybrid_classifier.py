@@ -1,11 +1,12 @@
 """The contrastive-learning hybrid network (Wang et al., CVPR 2021)."""
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn as nn
 from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
 
 
 def _split_rows(feats: Union[torch.Tensor, Sequence[torch.Tensor]],
@@ -17,7 +18,7 @@ def _split_rows(feats: Union[torch.Tensor, Sequence[torch.Tensor]],
 
 
 #: What the classifier branch may read (see ``cls_input``).
-CLS_INPUTS = ('balanced', )
+CLS_INPUTS = ('balanced', 'uniform')
 
 
 @MODELS.register_module()
@@ -29,12 +30,17 @@ class HybridClassifier(ImageClassifier):
     .. math::
 
         L = \\alpha \\, L_{feat}(B_{uniform}) +
-            (1 - \\alpha) \\, L_{cls}(B_{balanced})
+            (1 - \\alpha) \\, L_{cls}(B_{cls})
 
     - ``feat_head`` (e.g. ``SupConHead`` or ``PSCHead``) sees the V views of
       the N images of the instance-balanced (uniform) batch;
     - ``head`` (any mmpretrain classification head, e.g. ``LinearClsHead``
-      with cross-entropy) sees the N images of the class-balanced batch.
+      with cross-entropy) sees ``B_cls``, chosen by ``cls_input``:
+      ``'balanced'`` (the paper): the N images of a second, class-balanced
+      batch, (V + 1) N images a step; ``'uniform'`` (beyond the paper, e.g.
+      with ``LogitAdjustedLoss``): the same V views of the N uniform images
+      as the feature head, every view a row with its image's label, so V N
+      images a step (2N for V = 2) and no second batch.
 
     ``alpha`` is set from outside by ``HybridTransitionHook`` before every
     epoch (or iteration); it is None until then and :meth:`loss` refuses to
@@ -57,20 +63,35 @@ class HybridClassifier(ImageClassifier):
         pretrained: Checkpoint to initialise from. Defaults to None.
         train_cfg: Batch augmentations handed to the data preprocessor as
             ``batch_augments`` (as in ImageClassifier). Defaults to None.
-        cls_input: Which batch the classifier branch reads. ``'balanced'``
-            (the paper): the class-balanced batch of
-            :class:`ClassBalancedPairSampler`; a batch without it is
-            refused. The only mode so far. Defaults to ``'balanced'``.
+        cls_input: Which batch the classifier branch reads, one of
+            :data:`CLS_INPUTS`. ``'balanced'`` (the paper): the
+            class-balanced batch of :class:`ClassBalancedPairSampler`; a
+            batch without it is refused. ``'uniform'``: all V views of the
+            uniform images, from single images (``DefaultSampler``) that the
+            preprocessor views ``num_views`` times, or from a per-sample
+            ``MultiView`` pipeline; a hybrid (pair) batch is refused.
+            Defaults to ``'balanced'``.
         data_preprocessor: Config or module; the type defaults to
-            ``'HybridDataPreprocessor'``, which makes the batch below.
+            ``'HybridDataPreprocessor'``, which makes the batch below. With
+            ``cls_input='uniform'`` a config gets
+            ``view_single_images=True`` by default, and a preprocessor
+            without it is refused.
         init_cfg: Initialisation config. Defaults to None.
 
-    The training batch (what ``HybridDataPreprocessor`` makes of a
-    ``HybridPairDataset`` batch) is explicit: ``inputs = dict(views=[V
-    tensors (N, C, H, W)], balanced=tensor (N, C, H, W))`` and
-    ``data_samples = dict(uniform=[N], balanced=[N])``. :meth:`loss`
-    concatenates the images once for one backbone + neck pass and splits the
-    features once; nothing is derived from row counts.
+    The training batch is explicit. ``'balanced'`` (what
+    ``HybridDataPreprocessor`` makes of a ``HybridPairDataset`` batch):
+    ``inputs = dict(views=[V tensors (N, C, H, W)], balanced=tensor (N, C,
+    H, W))`` and ``data_samples = dict(uniform=[N], balanced=[N])``.
+    ``'uniform'`` (mmpretrain's multi-view layout): ``inputs = [V tensors
+    (N, C, H, W)]`` and ``data_samples = [N]``. :meth:`loss` concatenates
+    the images once for one backbone + neck pass and splits the features
+    once (``'balanced'``; ``'uniform'`` needs no split); nothing is derived
+    from row counts.
+
+    Raises:
+        ValueError: If ``cls_input`` is unknown, a head is missing, the
+            heads' ``num_classes`` differ, or ``cls_input='uniform'`` comes
+            with a preprocessor that does not view single images.
     """
 
     def __init__(self,
@@ -91,6 +112,8 @@ class HybridClassifier(ImageClassifier):
         if isinstance(data_preprocessor, dict):
             data_preprocessor = dict(data_preprocessor)
             data_preprocessor.setdefault('type', 'HybridDataPreprocessor')
+            if cls_input == 'uniform':
+                data_preprocessor.setdefault('view_single_images', True)
             if train_cfg is not None:
                 data_preprocessor.setdefault('batch_augments', train_cfg)
             data_preprocessor = MODELS.build(data_preprocessor)
@@ -102,6 +125,15 @@ class HybridClassifier(ImageClassifier):
             train_cfg=train_cfg,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
+        viewing = getattr(self.data_preprocessor, 'view_single_images', None)
+        if cls_input == 'uniform' and viewing is not True:
+            raise ValueError(
+                "HybridClassifier(cls_input='uniform') trains both heads on "
+                'the views of single images; its data_preprocessor '
+                f'({type(self.data_preprocessor).__name__}) has '
+                f'view_single_images={viewing!r}. Use HybridDataPreprocessor'
+                ' with view_single_images=True (the default in this mode) '
+                'and num_views set.')
         if feat_head is None or head is None:
             raise ValueError(
                 'HybridClassifier needs both `head` (the classifier) and '
@@ -148,16 +180,20 @@ class HybridClassifier(ImageClassifier):
                     f"{num_classes - 1}]. Set num_classes to the dataset's "
                     'number of classes.')
 
-    def loss(self, inputs: dict, data_samples: dict) -> dict:
+    def loss(self, inputs: Union[dict, List[torch.Tensor]],
+             data_samples: Union[dict, List[DataSample]]) -> dict:
         """Compute the weighted feature and classifier losses.
 
         Args:
-            inputs (dict): ``views``: the V views of the uniform batch, each
+            inputs (dict | list[Tensor]): ``'balanced'`` mode: a dict,
+                ``views``: the V views of the uniform batch, each
                 (N, C, H, W); ``balanced``: the class-balanced batch
                 (N, C, H, W). What :class:`HybridDataPreprocessor` makes of
-                a :class:`HybridPairDataset` batch.
-            data_samples (dict): ``uniform`` and ``balanced``: the N data
-                samples of each batch.
+                a :class:`HybridPairDataset` batch. ``'uniform'`` mode: the
+                list of the V views, each (N, C, H, W).
+            data_samples (dict | list[DataSample]): ``'balanced'``:
+                ``uniform`` and ``balanced``, the N data samples of each
+                batch; ``'uniform'``: the N data samples.
 
         Returns:
             dict[str, Tensor]: ``loss_feat`` (alpha * L_feat) and
@@ -167,7 +203,8 @@ class HybridClassifier(ImageClassifier):
         Raises:
             RuntimeError: If ``alpha`` has not been set (no
                 HybridTransitionHook).
-            ValueError: If the batch has no class-balanced part.
+            ValueError: If the batch does not have the layout of
+                ``cls_input``.
         """
         if self.alpha is None:
             raise RuntimeError(
@@ -175,7 +212,19 @@ class HybridClassifier(ImageClassifier):
                 "dict(type='HybridTransitionHook') to custom_hooks in the "
                 'config; it sets the weight alpha of the feature loss before '
                 'every epoch (or iteration).')
-        if not isinstance(inputs, dict) or inputs.get('balanced') is None:
+        if self.cls_input == 'uniform':
+            if not isinstance(inputs, (list, tuple)):
+                raise ValueError(
+                    "HybridClassifier(cls_input='uniform') trains on the "
+                    'views of single images, a list of V (N, C, H, W) '
+                    f'tensors; got {type(inputs).__name__}. Use '
+                    "train_dataloader.sampler=dict(type='DefaultSampler', "
+                    'shuffle=True), not ClassBalancedPairSampler, or set '
+                    "model.cls_input='balanced'.")
+            views, uniform = list(inputs), list(data_samples)
+            uniform_feats = cls_feats = self.extract_feat(torch.cat(views))
+            cls_samples = uniform * len(views)
+        elif not isinstance(inputs, dict) or inputs.get('balanced') is None:
             raise ValueError(
                 "HybridClassifier(cls_input='balanced'): the training batch "
                 'has no class-balanced part (got inputs of type '
@@ -183,19 +232,19 @@ class HybridClassifier(ImageClassifier):
                 'class-balanced samples: use train_dataloader.sampler='
                 "dict(type='ClassBalancedPairSampler') with train_dataloader"
                 ".dataset=dict(type='HybridPairDataset', ...); a "
-                'DefaultSampler yields single samples.')
-
-        views = list(inputs['views'])
-        uniform_rows = sum(view.shape[0] for view in views)
-        feats = self.extract_feat(torch.cat(views + [inputs['balanced']]))
-        uniform_feats, balanced_feats = _split_rows(feats, uniform_rows)
+                'DefaultSampler yields single samples (for those, set '
+                "model.cls_input='uniform').")
+        else:
+            views, uniform = list(inputs['views']), data_samples['uniform']
+            uniform_rows = sum(view.shape[0] for view in views)
+            feats = self.extract_feat(torch.cat(views + [inputs['balanced']]))
+            uniform_feats, cls_feats = _split_rows(feats, uniform_rows)
+            cls_samples = data_samples['balanced']
         # Every view of an image is one more row with the image's label.
-        labels = torch.cat([
-            sample.gt_label.reshape(-1)
-            for sample in data_samples['uniform']
-        ]).repeat(len(views))
+        labels = torch.cat([sample.gt_label.reshape(-1)
+                            for sample in uniform]).repeat(len(views))
         feat_losses = self.feat_head.loss(uniform_feats, labels)
-        cls_losses = self.head.loss(balanced_feats, data_samples['balanced'])
+        cls_losses = self.head.loss(cls_feats, cls_samples)
 
         alpha = float(self.alpha)
         losses = dict()

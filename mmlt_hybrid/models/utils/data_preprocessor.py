@@ -101,8 +101,21 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
     cross-entropy training) is handled as :class:`ClsDataPreprocessor` does,
     with ``balanced_transforms`` applied first in training; a batch of
     several views of each image (a ``MultiView`` pipeline with an ordinary
-    sampler) gives ``inputs`` as a list of per-view tensors, mmpretrain's
-    multi-view convention.
+    sampler, collated by ``pseudo_collate`` or ``default_collate``) gives
+    ``inputs`` as a list of per-view tensors, mmpretrain's multi-view
+    convention, with ``batch_transforms`` applied in training.
+
+    **Single images viewed here.** With ``view_single_images=True`` a
+    training batch of single images (e.g. a held-in-memory
+    ``HybridPairDataset`` with ``DefaultSampler``) is viewed like the
+    uniform images of a hybrid batch: repeated ``num_views`` times, every
+    copy of every image augmented by ``batch_transforms`` with its own draws,
+    and handed on in the multi-view layout::
+
+        inputs = [V tensors (N, C, H, W)], data_samples = [N samples]
+
+    :class:`HybridClassifier` with ``cls_input='uniform'`` sets it (it trains
+    both heads on these views). Validation and test batches keep one view.
 
     **Image sizes.** The images of a batch must all have one size (shape),
     or the batch is refused with an error naming the sizes and the odd
@@ -129,6 +142,9 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
             memory format (the convolutions then run channels-last, which
             is faster with bf16/fp16 on recent CPUs and GPUs). Defaults to
             False.
+        view_single_images (bool): In training, view a batch of single
+            images ``num_views`` times (see above) instead of handing it on
+            as one view. Needs ``num_views``. Defaults to False.
         pad_to_same_size (bool): Pad the images of a batch of single
             images that reaches the normalisation as a list (``pseudo_collate``
             without batch transforms: validation and test batches) at the
@@ -138,7 +154,14 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
         **kwargs: The arguments of :class:`ClsDataPreprocessor` (``mean``,
             ``std``, ``to_rgb``, ``num_classes``, ``batch_augments``, ...).
             ``batch_augments`` (Mixup, CutMix) apply to single-image batches
-            only: a hybrid batch refuses them.
+            only: a hybrid batch refuses them, and so does
+            ``view_single_images=True``.
+
+    Raises:
+        TypeError: If a switch is not True or False.
+        ValueError: If ``num_views`` is not None or a positive integer, or
+            ``view_single_images=True`` comes without ``num_views`` or with
+            ``batch_augments``.
     """
 
     def __init__(self,
@@ -146,10 +169,12 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
                  batch_transforms: Optional[Sequence[dict]] = None,
                  balanced_transforms: Optional[Sequence[dict]] = None,
                  channels_last: bool = False,
+                 view_single_images: bool = False,
                  pad_to_same_size: bool = False,
                  **kwargs):
         super().__init__(**kwargs)
         for key, value in (('channels_last', channels_last),
+                           ('view_single_images', view_single_images),
                            ('pad_to_same_size', pad_to_same_size)):
             if not isinstance(value, bool):
                 raise TypeError(f'HybridDataPreprocessor: {key}={value!r} '
@@ -162,6 +187,14 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
             raise ValueError(f'HybridDataPreprocessor: num_views={num_views!r}'
                              ' must be None or a positive integer.')
         self.num_views = num_views
+        if view_single_images and (num_views is None
+                                   or self.batch_augments is not None):
+            raise ValueError(
+                'HybridDataPreprocessor: view_single_images=True needs '
+                f'num_views (got {num_views!r}) and no batch_augments (got '
+                f'{self.batch_augments is not None}): set num_views=2 (the '
+                'views per image) and remove batch_augments.')
+        self.view_single_images = view_single_images
         self.batch_transforms = build_batch_transforms(batch_transforms or [])
         self.balanced_transforms = self.batch_transforms if \
             balanced_transforms is None else build_batch_transforms(
@@ -216,9 +249,12 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
         """
         inputs = data['inputs']
         samples = data.get('data_samples', None)
+        # Views as lists of images (pseudo_collate) or as stacked
+        # (N, C, H, W) tensors (default_collate).
         multi_view = isinstance(inputs, dict) or (
-            isinstance(inputs, (list, tuple)) and inputs
-            and isinstance(inputs[0], (list, tuple)))
+            isinstance(inputs, (list, tuple)) and len(inputs) > 0
+            and (isinstance(inputs[0], (list, tuple))
+                 or getattr(inputs[0], 'ndim', 0) == 4))
         if multi_view and training and self.batch_augments is not None:
             raise ValueError(
                 'HybridDataPreprocessor: batch_augments (e.g. Mixup, CutMix) '
@@ -227,11 +263,14 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
                 'data_preprocessor')
         if isinstance(inputs, dict):
             return self._hybrid(data, training)
-        if multi_view:
+        if multi_view or (training and self.view_single_images):
             # Several views of every image: mmpretrain's multi-view layout.
-            n = len(inputs[0])
-            images = self._to_device(inputs, [samples] * len(inputs))
+            views = inputs if multi_view else [inputs]
+            n = len(views[0])
+            images = self._to_device(views, [samples] * len(views))
             if training:
+                if not multi_view:
+                    images = images.repeat(self.num_views, 1, 1, 1)
                 images = self._augment(self.batch_transforms, images, 'views')
             out = self._finish(images, samples, False)
             out['inputs'] = list(out['inputs'].split(n))

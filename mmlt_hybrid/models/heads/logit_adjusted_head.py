@@ -1,0 +1,68 @@
+"""Linear classification head with post-hoc logit adjustment."""
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from mmpretrain.models.heads import LinearClsHead
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+from ..losses.logit_adjusted_loss import ClassPriorMixin, check_tau
+
+
+@MODELS.register_module()
+class LogitAdjustedLinearClsHead(ClassPriorMixin, LinearClsHead):
+    """mmpretrain's ``LinearClsHead`` whose predictions are logit-adjusted.
+
+    :meth:`predict` (validation, testing, mmpretrain's inferencer) scores
+    ``logits - posthoc_tau * log(prior)``, ``prior = class_counts /
+    sum(class_counts)`` (post-hoc logit adjustment, Menon et al., ICLR
+    2021); training (:meth:`loss`) is that of ``LinearClsHead`` with its
+    ``loss``. Use it on a head trained with plain cross-entropy; a head
+    trained with ``LogitAdjustedLoss`` is adjusted already (keep
+    ``posthoc_tau=0``, or change it at test time to compare).
+
+    The head holds its own counts (``head.class_counts`` in the checkpoint,
+    see :class:`~mmlt_hybrid.models.losses.logit_adjusted_loss.
+    ClassPriorMixin`): with ``class_counts=None`` ``ClassCountsHook`` fills
+    them from the training set before training, and a model built for
+    testing takes them from the checkpoint, so ``tools/test.py`` needs no
+    training set. ``posthoc_tau`` may be changed in the test config
+    (``--cfg-options model.head.posthoc_tau=...``).
+
+    Args:
+        num_classes (int): Number of classes.
+        in_channels (int): Number of input channels.
+        posthoc_tau (float): Strength of the adjustment, >= 0; 0 predicts
+            as ``LinearClsHead``. Defaults to 1.0.
+        class_counts (Sequence[int], optional): Training images per class.
+            Defaults to None (filled by ``ClassCountsHook`` or a checkpoint).
+        **kwargs: Other arguments of ``LinearClsHead`` (``loss``, ...).
+
+    Raises:
+        ValueError: In :meth:`predict` with ``posthoc_tau > 0`` when the
+            head has no counts.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 posthoc_tau: float = 1.0,
+                 class_counts: Optional[Sequence[int]] = None,
+                 **kwargs) -> None:
+        super().__init__(
+            num_classes=num_classes, in_channels=in_channels, **kwargs)
+        self.posthoc_tau = check_tau('posthoc_tau', posthoc_tau,
+                                     type(self).__name__)
+        self._init_class_counts(class_counts)
+
+    def predict(
+        self,
+        feats: Tuple[torch.Tensor],
+        data_samples: Optional[List[Optional[DataSample]]] = None
+    ) -> List[DataSample]:
+        """Predictions from the adjusted scores; as ``LinearClsHead``'s."""
+        cls_score = self(feats)
+        if self.posthoc_tau:
+            cls_score = cls_score - self.posthoc_tau * self.log_prior(
+                cls_score)
+        return self._get_predictions(cls_score, data_samples)

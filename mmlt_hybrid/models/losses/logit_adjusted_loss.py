@@ -1,0 +1,210 @@
+"""Class-prior cross-entropy: logit adjustment and balanced softmax.
+
+:class:`ClassPriorMixin` holds a module's per-class training counts in a
+buffer (saved in checkpoints) and follows the class-counts protocol of
+:class:`~mmlt_hybrid.engine.hooks.ClassCountsHook`, which fills counts that
+the config leaves out from the training set.
+"""
+import math
+from typing import Optional, Sequence
+
+import torch
+import torch.nn as nn
+from mmpretrain.models.losses.cross_entropy_loss import (cross_entropy,
+                                                         soft_cross_entropy)
+from mmpretrain.registry import MODELS
+
+
+def check_tau(name: str, value, owner: str) -> float:
+    """Return ``value`` as a float if it is a finite number >= 0.
+
+    Raises:
+        TypeError: If the value is not a real number.
+        ValueError: If it is negative or not finite.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f'{owner}: {name}={value!r} must be a number >= 0.')
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f'{owner}: {name}={value!r} is not allowed; it must '
+                         'be a finite number >= 0 (0 disables it).')
+    return float(value)
+
+
+def check_class_counts(counts, owner: str) -> list:
+    """Return ``counts`` as a list of ints if every one is an int > 0.
+
+    Raises:
+        TypeError: If ``counts`` is not a sequence of integers.
+        ValueError: If it is empty or a count is not positive.
+    """
+    if (isinstance(counts, (str, bytes)) or not hasattr(counts, '__len__')
+            or any(isinstance(c, bool) or int(c) != c for c in counts)):
+        raise TypeError(f'{owner}: class_counts={counts!r} must be a list of '
+                        'integers (training images per class).')
+    if len(counts) == 0 or min(counts) <= 0:
+        raise ValueError(
+            f'{owner}: class_counts={list(counts)!r} is not allowed; it needs '
+            'one count > 0 per class (a class without training images has '
+            'no prior). Give every class at least one training image, or '
+            'give class_counts=[...] yourself.')
+    return [int(c) for c in counts]
+
+
+class ClassPriorMixin:
+    """Per-class training counts in a buffer, for an :class:`nn.Module`.
+
+    Call :meth:`_init_class_counts` in ``__init__`` (after the module's own
+    ``__init__``). The counts live in the persistent buffer
+    ``class_counts`` (int64), so checkpoints carry them. Without counts the
+    buffer is empty (shape ``(0,)``) and ``needs_class_counts`` is True:
+    ``ClassCountsHook`` then calls :meth:`set_class_counts` with the
+    training set's counts before training. Loading a state dict into an
+    empty buffer gives it the checkpoint's shape (a model built for testing
+    takes the counts it was trained with).
+    """
+
+    def _init_class_counts(self, class_counts: Optional[Sequence[int]]):
+        owner = type(self).__name__
+        counts = [] if class_counts is None else check_class_counts(
+            class_counts, owner)
+        self.register_buffer('class_counts',
+                             torch.tensor(counts, dtype=torch.int64))
+        #: Whether ClassCountsHook should fill the counts (none given).
+        self.needs_class_counts = class_counts is None
+
+    def set_class_counts(self, counts: Sequence[int]) -> None:
+        """Replace the counts (the class-counts protocol of ClassCountsHook).
+
+        Args:
+            counts (Sequence[int]): Training images per class, all > 0.
+        """
+        counts = check_class_counts(counts, type(self).__name__)
+        self.class_counts = torch.tensor(
+            counts, dtype=torch.int64, device=self.class_counts.device)
+
+    def log_prior(self, scores: torch.Tensor) -> torch.Tensor:
+        """``log(counts / sum(counts))`` in the dtype of ``scores`` (at
+        least float32), on its device.
+
+        Args:
+            scores (Tensor): Class scores ``(..., C)``.
+
+        Returns:
+            Tensor: The log prior, shape ``(C,)``.
+
+        Raises:
+            ValueError: If there are no counts, or not C of them.
+        """
+        counts, owner = self.class_counts, type(self).__name__
+        if counts.numel() == 0:
+            raise ValueError(
+                f'{owner}: no class counts (class_counts=None in its config '
+                'and none were filled in). tools/train.py and tools/test.py '
+                'add ClassCountsHook, which fills them from the training set '
+                'before training, and checkpoints carry them; with a plain '
+                "Runner add dict(type='ClassCountsHook') to custom_hooks, or "
+                f'give class_counts=[...] (training images per class) in the '
+                f'{owner} config.')
+        if counts.numel() != scores.shape[-1]:
+            raise ValueError(
+                f'{owner}: class_counts has {counts.numel()} classes but the '
+                f'scores have {scores.shape[-1]}; give one count per class '
+                "of the head's num_classes.")
+        dtype = torch.promote_types(scores.dtype, torch.float32)
+        counts = counts.to(device=scores.device, dtype=dtype)
+        return counts.log() - counts.sum().log()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + 'class_counts'
+        if self.class_counts.numel() == 0 and key in state_dict:
+            self.class_counts = self.class_counts.new_empty(
+                state_dict[key].shape)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+@MODELS.register_module()
+class LogitAdjustedLoss(ClassPriorMixin, nn.Module):
+    """Logit-adjusted cross-entropy (Menon et al., ICLR 2021).
+
+    Cross-entropy on ``cls_score + tau * log(prior)``, where
+    ``prior = class_counts / sum(class_counts)``. Usable as the ``loss`` of
+    any mmpretrain classification head: the call is that of mmpretrain's
+    ``CrossEntropyLoss``. Hard labels ``(N,)`` and soft targets ``(N, C)``
+    (one-hot or mixed, as Mixup/CutMix give them, like
+    ``CrossEntropyLoss(use_soft=True)``) are told apart by their shape.
+
+    With ``class_counts=None`` the counts come from the training set through
+    :class:`~mmlt_hybrid.engine.hooks.ClassCountsHook` (see
+    :class:`ClassPriorMixin`); they are saved in the checkpoint as
+    ``<prefix>.class_counts``.
+
+    Args:
+        tau (float): Strength of the adjustment, >= 0; 0 is plain
+            cross-entropy. Defaults to 1.0.
+        class_counts (Sequence[int], optional): Training images per class.
+            Defaults to None (filled by ``ClassCountsHook``).
+        reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
+            Defaults to ``'mean'``.
+        loss_weight (float): Weight of the loss. Defaults to 1.0.
+
+    Raises:
+        TypeError, ValueError: At construction for a bad ``tau`` or
+            ``class_counts``; at the first forward when no counts arrived.
+    """
+
+    def __init__(self,
+                 tau: float = 1.0,
+                 class_counts: Optional[Sequence[int]] = None,
+                 reduction: str = 'mean',
+                 loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.tau = check_tau('tau', tau, type(self).__name__)
+        self.reduction = reduction
+        self.loss_weight = loss_weight
+        self._init_class_counts(class_counts)
+
+    def forward(self,
+                cls_score: torch.Tensor,
+                label: torch.Tensor,
+                weight: Optional[torch.Tensor] = None,
+                avg_factor: Optional[int] = None,
+                reduction_override: Optional[str] = None,
+                **kwargs) -> torch.Tensor:
+        """The loss of ``cls_score`` ``(N, C)`` against ``label``: class
+        indices ``(N,)`` or target scores ``(N, C)``; the other arguments as
+        in mmpretrain's ``CrossEntropyLoss``."""
+        assert reduction_override in (None, 'none', 'mean', 'sum')
+        reduction = reduction_override or self.reduction
+        adjusted = cls_score + self.tau * self.log_prior(cls_score)
+        criterion = (soft_cross_entropy
+                     if label.dim() == cls_score.dim() else cross_entropy)
+        return self.loss_weight * criterion(
+            adjusted, label, weight, reduction=reduction,
+            avg_factor=avg_factor)
+
+
+@MODELS.register_module()
+class BalancedSoftmaxLoss(LogitAdjustedLoss):
+    """Balanced softmax cross-entropy (Ren et al., NeurIPS 2020).
+
+    Cross-entropy on ``cls_score + log(class_counts)``: the same loss as
+    :class:`LogitAdjustedLoss` at ``tau=1`` (log counts and log prior differ
+    by a constant, which softmax cancels), under the name some users know.
+
+    Args:
+        class_counts (Sequence[int], optional): Training images per class.
+            Defaults to None (filled by ``ClassCountsHook``).
+        reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
+            Defaults to ``'mean'``.
+        loss_weight (float): Weight of the loss. Defaults to 1.0.
+    """
+
+    def __init__(self,
+                 class_counts: Optional[Sequence[int]] = None,
+                 reduction: str = 'mean',
+                 loss_weight: float = 1.0) -> None:
+        super().__init__(
+            tau=1.0,
+            class_counts=class_counts,
+            reduction=reduction,
+            loss_weight=loss_weight)

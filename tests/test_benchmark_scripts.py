@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from conftest import make_image_folder
-from tool_runner import python_tool, run
+from tool_runner import load_tool, python_tool, run
 
 REPRODUCE = 'benchmarks/reproduce_cifar10lt.py'
 SHORT = 'benchmarks/cifar10lt_short.py'
@@ -250,16 +250,11 @@ def test_ceiling_steps_the_models_weights_on_the_models_images(
     backbone, equal to it before each step, on the very tensor the model's
     backbone was given (3N rows)."""
     import argparse
-    import importlib.util
 
     import torch
     from mmengine.runner import Runner
 
-    from tool_runner import TOOLS
-    spec = importlib.util.spec_from_file_location('data_path_speed',
-                                                  TOOLS / SPEED)
-    speed = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(speed)
+    speed = load_tool(SPEED)
     args = argparse.Namespace(
         data_root=str(balanced_folder), batch_size=4, iters=2, warmup=0,
         num_workers=0, amp=False)

@@ -15,7 +15,6 @@
 A stock ResNet-18 config (tests/configs/tiny_resnet18_cifar10.py, shrunk by
 tests/tool_runner.py) trains on 40 generated images: 3 iterations an epoch.
 """
-import importlib.util
 import os
 import re
 import shutil
@@ -32,7 +31,7 @@ from mmengine.hooks import CheckpointHook
 
 import mmlt_hybrid  # noqa: F401  (safe globals for torch.load below)
 from conftest import make_image_folder
-from tool_runner import REPO_ROOT, TINY_CONFIG, python_tool, run, \
+from tool_runner import REPO_ROOT, TINY_CONFIG, load_tool, python_tool, run, \
     tiny_cfg_options
 
 
@@ -40,14 +39,6 @@ from tool_runner import REPO_ROOT, TINY_CONFIG, python_tool, run, \
 def _restore_local_rank(monkeypatch):
     """The tools' parse_args export LOCAL_RANK; undo that after each test."""
     monkeypatch.setenv('LOCAL_RANK', '0')
-
-
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'mmlt_tool_{name}', REPO_ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -132,7 +123,7 @@ def test_auto_resume_names_a_lost_last_checkpoint(folder, tmp_path):
     with pytest.raises(FileNotFoundError,
                        match=rf'last_checkpoint names .*{re.escape(lost)}.*'
                        r'--resume PATH'):
-        _load_tool('train').main(argv)
+        load_tool('train.py').main(argv)
 
 
 # ------------------------------------------------------- damaged inputs
@@ -169,7 +160,7 @@ def test_damaged_checkpoint_is_named(how, kind, trained, folder, tmp_path):
     if how == 'auto_resume':
         (work_dir / 'last_checkpoint').write_text(str(bad))
     with pytest.raises(ValueError) as error:
-        _load_tool(tool).main(argv)
+        load_tool(f'{tool}.py').main(argv)
     message = str(error.value)
     assert str(bad) in message
     assert re.search('damaged|truncated', message), message
@@ -212,7 +203,7 @@ def _test_argv(checkpoint, folder, tmp_path, *extra, options=()):
 def test_test_tool_refuses_a_checkpoint_of_another_model(
         mismatched, folder, tmp_path):
     with pytest.raises(ValueError) as error:
-        _load_tool('test').main(_test_argv(mismatched, folder, tmp_path))
+        load_tool('test.py').main(_test_argv(mismatched, folder, tmp_path))
     message = str(error.value)
     assert str(mismatched) in message
     assert re.search(r'missing .*: head\.fc\.bias\b', message), message
@@ -226,7 +217,7 @@ def test_test_tool_refuses_a_checkpoint_of_another_model(
 def test_test_tool_refuses_another_head(trained, folder, tmp_path):
     """Same weights, config with 7 classes: both head tensors differ."""
     with pytest.raises(ValueError) as error:
-        _load_tool('test').main(
+        load_tool('test.py').main(
             _test_argv(trained['checkpoint'], folder, tmp_path,
                        options=['model.head.num_classes=7']))
     message = str(error.value)
@@ -237,7 +228,7 @@ def test_test_tool_refuses_another_head(trained, folder, tmp_path):
 
 def test_non_strict_evaluates_what_fits(mismatched, trained, folder,
                                         tmp_path, capsys):
-    test_tool = _load_tool('test')
+    test_tool = load_tool('test.py')
     with pytest.raises(SystemExit):
         test_tool.parse_args(['--help'])
     assert '--non-strict' in capsys.readouterr().out

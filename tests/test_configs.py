@@ -9,7 +9,6 @@ datasets.
 """
 import copy
 import functools
-import importlib.util
 import uuid
 from pathlib import Path
 from typing import Dict, List
@@ -25,6 +24,7 @@ from mmpretrain.structures import DataSample
 
 import mmlt_hybrid  # noqa: F401
 from conftest import REPO_ROOT, make_image_folder
+from tool_runner import load_tool
 from mmlt_hybrid.datasets import ClassBalancedPairSampler, HybridPairDataset
 from mmlt_hybrid.models.utils import HybridDataPreprocessor
 
@@ -303,10 +303,7 @@ def test_cifar_config_trains_one_iteration(name, data_tmp, tmp_path):
 
 def _train_tool_cfg(name: str) -> Config:
     """The config as ``python tools/train.py CONFIG`` resolves it."""
-    spec = importlib.util.spec_from_file_location(
-        'train_tool', REPO_ROOT / 'tools' / 'train.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('train.py')
     path = str(CONFIG_DIR / name)
     return tool.merge_args(Config.fromfile(path), tool.parse_args([path]))
 

@@ -1,8 +1,7 @@
 """tools/analysis/guard_lines.py on a module whose counts are known by hand."""
-import importlib.util
 import textwrap
 
-from tool_runner import TOOLS, python_tool, run
+from tool_runner import load_tool, python_tool, run
 
 SOURCE = textwrap.dedent('''\
     """Module docstring,
@@ -32,18 +31,10 @@ SOURCE = textwrap.dedent('''\
     ''')
 
 
-def load():
-    spec = importlib.util.spec_from_file_location(
-        'guard_lines', TOOLS / 'analysis' / 'guard_lines.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_counts_match_the_hand_count():
     # Guards: the check_ helper (lines 2-5), the raise in the if with an
     # else (8), the raise after an assignment (13), the assert (14-15).
-    assert load().count(SOURCE) == (16, 8)
+    assert load_tool('analysis/guard_lines.py').count(SOURCE) == (16, 8)
 
 
 def test_check_fails_over_the_bounds(tmp_path):

@@ -1,5 +1,4 @@
 """tools/analysis/plot_long_tail.py draws the plots of a training run."""
-import importlib.util
 import json
 
 import numpy as np
@@ -7,17 +6,13 @@ import pytest
 from mmengine.config import Config
 from PIL import Image
 
-from tool_runner import REPO_ROOT, TOOLS, python_tool, run, scalars
+from tool_runner import REPO_ROOT, load_tool, python_tool, run, scalars
 
 CONFIG = REPO_ROOT / 'tests' / 'configs' / 'tiny_hybrid_sc.py'
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'plot_long_tail', TOOLS / 'analysis' / 'plot_long_tail.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('analysis/plot_long_tail.py')
 
 
 @pytest.fixture(scope='module')

@@ -9,7 +9,6 @@ hold the losses, alpha, the learning rate and the long-tail accuracies, and
 ``tensorboard`` is in the ``tests`` extra of pyproject.toml, so CI has it:
 a missing package fails these tests, it does not skip them.
 """
-import importlib.util
 import re
 import tomllib
 
@@ -17,7 +16,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import \
     EventAccumulator
 
-from tool_runner import REPO_ROOT, TOOLS, python_tool, run, scalars
+from tool_runner import REPO_ROOT, load_tool, python_tool, run, scalars
 
 #: The switch, as README.md shows it.
 SWITCH = ("visualizer = dict(vis_backends=[dict(type='LocalVisBackend'), "
@@ -110,10 +109,7 @@ def test_event_file_has_the_long_tail_accuracies_of_every_validation(tb_run):
 
 def test_plot_tool_still_reads_the_json_scalars(tb_run):
     work_dir, curves = tb_run
-    spec = importlib.util.spec_from_file_location(
-        'plot_long_tail', TOOLS / 'analysis' / 'plot_long_tail.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('analysis/plot_long_tail.py')
     records = tool.read_scalars(str(work_dir))
     assert [r['step'] for r in records] == list(range(1, 13))
     for record in records:

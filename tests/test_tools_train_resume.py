@@ -5,7 +5,6 @@ see tests/configs/tiny_resnet18_cifar10.py) is pointed at the generated
 10-class image folder (240 training images, 15 iterations of 16 per epoch)
 and shrunk by ``--cfg-options`` (tests/tool_runner.py).
 """
-import importlib.util
 import json
 import os.path as osp
 import pickle
@@ -15,7 +14,7 @@ import torch
 from mmengine.config import Config
 
 import mmlt_hybrid  # noqa: F401  (safe globals for torch.load below)
-from tool_runner import (REPO_ROOT, TINY_CONFIG, python_tool, run, scalars,
+from tool_runner import (TINY_CONFIG, load_tool, python_tool, run, scalars,
                          tiny_cfg_options)
 
 
@@ -23,14 +22,6 @@ from tool_runner import (REPO_ROOT, TINY_CONFIG, python_tool, run, scalars,
 def _restore_local_rank(monkeypatch):
     """The tools' parse_args export LOCAL_RANK; undo that after each test."""
     monkeypatch.setenv('LOCAL_RANK', '0')
-
-
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'mmlt_tool_{name}', REPO_ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -158,7 +149,7 @@ def test_test_tool_evaluates_trained_checkpoint(runs, tmp_path):
 @pytest.mark.parametrize('tool', ['train', 'test'])
 def test_missing_files_give_clear_errors(tool, tmp_path):
     """A missing config or checkpoint is named in a FileNotFoundError."""
-    module = _load_tool(tool)
+    module = load_tool(f'{tool}.py')
     missing_config = tmp_path / 'no_such_config.py'
     checkpoint_args = [] if tool == 'train' else [str(TINY_CONFIG)]
     with pytest.raises(FileNotFoundError, match='config file not found.*'
@@ -184,7 +175,7 @@ def test_missing_files_give_clear_errors(tool, tmp_path):
 
 
 def _merged(tool, cfg_dict, argv):
-    module = _load_tool(tool)
+    module = load_tool(f'{tool}.py')
     args = module.parse_args(argv)
     return module.merge_args(Config(cfg_dict), args)
 
@@ -258,4 +249,4 @@ def test_test_out_adds_dump_results_to_every_evaluator_form():
         assert cfg.test_evaluator == expected
         assert cfg.load_from == 'ckpt.pth'
     with pytest.raises(SystemExit):
-        _load_tool('test').parse_args(['cfg.py', 'ckpt.pth', '--out', 'p.json'])
+        load_tool('test.py').parse_args(['cfg.py', 'ckpt.pth', '--out', 'p.json'])

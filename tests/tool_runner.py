@@ -1,4 +1,5 @@
 """Helpers for the tests that run tools/*.py and tools/*.sh as processes."""
+import importlib.util
 import json
 import os
 import socket
@@ -11,6 +12,24 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TOOLS = REPO_ROOT / 'tools'
 #: A stock mmpretrain config (ResNet-18, CIFAR-10) on an image folder.
 TINY_CONFIG = REPO_ROOT / 'tests' / 'configs' / 'tiny_resnet18_cifar10.py'
+
+
+def load_tool(path: str):
+    """Import a script of ``tools/`` as a module, to call its functions.
+
+    Args:
+        path (str): The script, relative to ``tools/``, e.g. ``'train.py'``
+            or ``'analysis/plot_long_tail.py'``.
+
+    Returns:
+        module: The freshly executed script (``__name__`` is not
+        ``'__main__'``, so its ``main()`` does not run).
+    """
+    name = 'mmlt_tool_' + path[:-len('.py')].replace('/', '_')
+    spec = importlib.util.spec_from_file_location(name, TOOLS / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_overrides(folder: Path) -> Dict[str, object]:

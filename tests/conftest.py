@@ -4,8 +4,10 @@ The images are 32x32 RGB PNGs laid out as ``<root>/{train,test}/<class>/NNNNN.pn
 (the layout of ../shared/data/cifar10). Each class has its own mean colour plus
 noise, so a model can learn something from a handful of steps.
 """
+import pickle
+import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, List, Sequence
 
 import numpy as np
 import pytest
@@ -133,3 +135,54 @@ class NoReadBack:
         import torch
         for name, method in self.saved.items():
             setattr(torch.Tensor, name, method)
+
+
+def _gloo_rank(rank: int, fn: Callable, world_size: int, folder: str,
+               args: tuple) -> None:
+    import torch
+    import torch.distributed as dist
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        'gloo', init_method=f'file://{folder}/rendezvous', rank=rank,
+        world_size=world_size)
+    try:
+        result = fn(rank, *args)
+    finally:
+        dist.destroy_process_group()
+    # A file, not a queue: a full pipe would block the process's exit.
+    with open(f'{folder}/rank{rank}.pkl', 'wb') as f:
+        pickle.dump(result, f)
+
+
+def run_gloo(fn: Callable, world_size: int, tmp_path: Path, *args,
+             timeout: float = 120) -> List:
+    """Run ``fn(rank, *args)`` in ``world_size`` spawned processes joined in
+    one gloo process group (one thread each; rendezvous and results through
+    files in ``tmp_path``).
+
+    ``fn`` and ``args`` must be picklable (``fn`` a module-level function of
+    a test module), and so must what ``fn`` returns. Returns the value of
+    ``fn`` of every rank, in rank order; fails if a process fails or they
+    do not all finish within ``timeout`` seconds.
+    """
+    import torch.multiprocessing as mp
+    folder = tmp_path / 'gloo'
+    folder.mkdir()
+    context = mp.spawn(
+        _gloo_rank, args=(fn, world_size, str(folder), args),
+        nprocs=world_size, join=False)
+    deadline = time.monotonic() + timeout
+    try:
+        while not context.join(timeout=5):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f'the {world_size} gloo processes did not '
+                                   f'finish within {timeout} s')
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.terminate()
+    results = []
+    for rank in range(world_size):
+        with open(folder / f'rank{rank}.pkl', 'rb') as f:
+            results.append(pickle.load(f))
+    return results

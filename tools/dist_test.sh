@@ -5,13 +5,6 @@
 #   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [tools/test.py options]
 set -euo pipefail
 
-if [ "$#" -lt 3 ]; then
-    echo "usage: bash $0 CONFIG CHECKPOINT GPUS [tools/test.py options]" >&2
-    exit 2
-fi
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-shift 3
-exec bash "$(dirname "${BASH_SOURCE[0]}")/dist_run.sh" test.py "$GPUS" \
-    "$CONFIG" "$CHECKPOINT" "$@"
+[ "$#" -ge 3 ] || { echo "usage: bash $0 CONFIG CHECKPOINT GPUS [tools/test.py options]" >&2; exit 2; }
+# dist_run.sh TOOL GPUS TOOL_ARGS...
+exec bash "$(dirname "${BASH_SOURCE[0]}")/dist_run.sh" test.py "$3" "$1" "$2" "${@:4}"

@@ -12,12 +12,6 @@
 # directory, or train with --no-validate and test afterwards.
 set -euo pipefail
 
-if [ "$#" -lt 2 ]; then
-    echo "usage: bash $0 CONFIG GPUS [tools/train.py options]" >&2
-    exit 2
-fi
-CONFIG=$1
-GPUS=$2
-shift 2
-exec bash "$(dirname "${BASH_SOURCE[0]}")/dist_run.sh" train.py "$GPUS" \
-    "$CONFIG" "$@"
+[ "$#" -ge 2 ] || { echo "usage: bash $0 CONFIG GPUS [tools/train.py options]" >&2; exit 2; }
+# dist_run.sh TOOL GPUS TOOL_ARGS...
+exec bash "$(dirname "${BASH_SOURCE[0]}")/dist_run.sh" train.py "$2" "$1" "${@:3}"

@@ -20,29 +20,16 @@ import mmlt_hybrid  # noqa: F401  (registers components and safe globals)
 from mmlt_hybrid.utils import (StrictLoadHook, add_class_counts_hook,
                                add_common_args, build_runner, check_checkpoint,
                                parse_common, require_file,
-                               set_launcher_and_work_dir, shutdown_dist)
+                               set_launcher_and_work_dir, shutdown_dist,
+                               tool_parser)
 
 _PRED_SUFFIXES = ('.pkl', '.pickle')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Parse the command line.
-
-    Args:
-        argv (list[str], optional): Arguments; defaults to ``sys.argv[1:]``.
-
-    Returns:
-        argparse.Namespace: The parsed arguments.
-    """
-    parser = argparse.ArgumentParser(
-        description='Evaluate a checkpoint with an mmpretrain config '
-        '(mmlt_hybrid components registered).')
-    parser.add_argument('config', help='path of the config file')
+    """The parsed command line (``argv``, default ``sys.argv[1:]``)."""
+    parser = tool_parser('Evaluate a checkpoint', 'the evaluation log')
     parser.add_argument('checkpoint', help='path of the checkpoint file')
-    parser.add_argument(
-        '--work-dir',
-        help='folder for the evaluation log (default: the config\'s '
-        'work_dir, else ./work_dirs/<config name>)')
     parser.add_argument(
         '--out',
         help='file to write: the per-sample predictions (.pkl/.pickle) or, '
@@ -71,15 +58,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    """Apply the command-line options to the config.
-
-    Args:
-        cfg (Config): The loaded config, changed in place.
-        args (argparse.Namespace): The parsed command line.
-
-    Returns:
-        Config: The same config.
-    """
+    """Apply the command line to ``cfg``; returns the same, changed, config."""
     set_launcher_and_work_dir(cfg, args)
     cfg.load_from = args.checkpoint
     if args.cfg_options is not None:

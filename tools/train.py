@@ -20,26 +20,13 @@ from mmlt_hybrid.utils import (add_class_counts_hook, add_common_args,
                                build_runner, check_checkpoint, enable_amp,
                                find_resume_checkpoint, make_checkpoints_atomic,
                                parse_common, require_file,
-                               set_launcher_and_work_dir, shutdown_dist)
+                               set_launcher_and_work_dir, shutdown_dist,
+                               tool_parser)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Parse the command line.
-
-    Args:
-        argv (list[str], optional): Arguments; defaults to ``sys.argv[1:]``.
-
-    Returns:
-        argparse.Namespace: The parsed arguments.
-    """
-    parser = argparse.ArgumentParser(
-        description='Train a model with an mmpretrain config '
-        '(mmlt_hybrid components registered).')
-    parser.add_argument('config', help='path of the config file')
-    parser.add_argument(
-        '--work-dir',
-        help='folder for logs and checkpoints (default: the config\'s '
-        'work_dir, else ./work_dirs/<config name>)')
+    """The parsed command line (``argv``, default ``sys.argv[1:]``)."""
+    parser = tool_parser('Train a model', 'logs and checkpoints')
     parser.add_argument(
         '--resume',
         nargs='?',
@@ -77,15 +64,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    """Apply the command-line options to the config.
-
-    Args:
-        cfg (Config): The loaded config, changed in place.
-        args (argparse.Namespace): The parsed command line.
-
-    Returns:
-        Config: The same config.
-    """
+    """Apply the command line to ``cfg`` (changed in place and returned)."""
     set_launcher_and_work_dir(cfg, args)
     if args.resume == 'auto':
         cfg.resume = True

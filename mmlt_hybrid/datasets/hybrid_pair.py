@@ -7,7 +7,7 @@ classifier branch on a class-balanced image seen once. The sampler
 wrapper reads both images and runs each through its own pipeline, or, for a
 small set held whole in memory, picks both from one uint8 tensor.
 """
-import logging
+import numbers
 import random
 from contextlib import contextmanager
 from typing import Callable, List, Optional, Sequence, Union
@@ -16,36 +16,32 @@ import numpy as np
 import torch
 from mmengine.dataset import BaseDataset, Compose
 from mmengine.dataset.base_dataset import force_full_init
-from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 
 from mmpretrain.registry import DATASETS, TRANSFORMS
 from mmpretrain.structures import DataSample
-from .long_tailed import labels_of
+from ..validation import check_bool
+from .utils import class_counts_of, labels_of
 from .wrapper import DatasetWrapper
 
 
-def _build_pipeline(pipeline: Optional[Sequence[Union[dict, Callable]]],
+def _build_pipeline(pipeline: Sequence[Union[dict, Callable]],
                     key: str) -> Compose:
-    """Build a list of transform configs into a :class:`Compose`."""
-    if not isinstance(pipeline, (list, tuple)):
-        raise TypeError(f'{key} must be a list of transform configs, got '
-                        f'{type(pipeline).__name__}: {pipeline!r}')
-    transforms = []
+    """Build a list of transform configs (or callables) into a
+    :class:`Compose`."""
+    if not isinstance(pipeline, (list, tuple)) or not all(
+            isinstance(t, dict) or callable(t) for t in pipeline):
+        raise TypeError(f'HybridPairDataset: {key}={pipeline!r} is not '
+                        'allowed; it must be a list of transform configs '
+                        '(dicts) or callables.')
     # Wrappers such as MultiView build their inner transforms through the
     # default scope: use mmpretrain's when none is set (outside a Runner).
     scope = None if DefaultScope.get_current_instance() else 'mmpretrain'
     with DefaultScope.overwrite_default_scope(scope):
-        for transform in pipeline:
-            if isinstance(transform, dict):
-                transforms.append(TRANSFORMS.build(transform))
-            elif callable(transform):
-                transforms.append(transform)
-            else:
-                raise TypeError(
-                    f'every item of {key} must be a transform config '
-                    f'(dict) or a callable, got {transform!r}')
-    return Compose(transforms)
+        return Compose([
+            TRANSFORMS.build(t) if isinstance(t, dict) else t
+            for t in pipeline
+        ])
 
 
 @contextmanager
@@ -131,6 +127,13 @@ class HybridPairDataset(DatasetWrapper):
             sets such as CIFAR-LT (CIFAR-10-LT: 37 MB). Defaults to False.
         lazy_init (bool): Whether to defer the wrapped dataset's
             initialisation until :meth:`full_init`. Defaults to False.
+
+    Raises:
+        TypeError: If a pipeline is not a list of transform configs or
+            callables, or ``hold_in_memory`` is not a bool.
+        ValueError: If ``hold_in_memory=True`` comes with a
+            ``balanced_pipeline``, or a held sample is not one uint8 image
+            of the size of the others.
     """
 
     def __init__(self,
@@ -145,16 +148,14 @@ class HybridPairDataset(DatasetWrapper):
         self.balanced_pipeline = (
             self.pipeline if balanced_pipeline is None else _build_pipeline(
                 balanced_pipeline, 'balanced_pipeline'))
-        if not isinstance(hold_in_memory, bool):
-            raise TypeError('HybridPairDataset: hold_in_memory='
-                            f'{hold_in_memory!r} must be True or False.')
+        self.hold_in_memory = check_bool('HybridPairDataset',
+                                         'hold_in_memory', hold_in_memory)
         if hold_in_memory and not self._balanced_is_default:
             raise ValueError(
                 'HybridPairDataset: with hold_in_memory=True both samples '
-                'are rows of one stored tensor, so balanced_pipeline must '
-                'be None; put the augmentation in the data preprocessor\'s '
-                'batch_transforms / balanced_transforms.')
-        self.hold_in_memory = hold_in_memory
+                'are rows of one stored tensor, so balanced_pipeline must be '
+                'None; augment in data_preprocessor.batch_transforms / '
+                'balanced_transforms instead.')
         self._images: Optional[torch.Tensor] = None
         super().__init__(dataset, lazy_init=lazy_init)
 
@@ -164,21 +165,19 @@ class HybridPairDataset(DatasetWrapper):
             return
         images = []
         for idx in range(len(self.dataset)):
-            packed = self._run(self.pipeline, self._load(idx), idx,
-                               'pipeline')
+            packed = self._run(self.pipeline, idx, 'pipeline')
             image = packed['inputs']
             if not isinstance(image, torch.Tensor) or image.dtype != \
                     torch.uint8 or (images and image.shape != images[0].shape):
                 path = getattr(packed['data_samples'], 'metainfo',
                                {}).get('img_path')
                 raise ValueError(
-                    'HybridPairDataset(hold_in_memory=True): pipeline must '
-                    'give every sample as one uint8 image of one size, got '
+                    'HybridPairDataset(hold_in_memory=True): pipeline (a '
+                    'loading-only one ending with PackInputs) must give '
+                    'every sample as one uint8 image of one size, got '
                     f'{_describe(image)} for index {idx}'
                     + (f' ({path})' if path else '')
-                    + (f' after {_describe(images[0])}' if images else '')
-                    + '; give a loading-only pipeline ending with '
-                    'PackInputs, and images of one size.')
+                    + (f' after {_describe(images[0])}' if images else ''))
             images.append(image)
         self._images = torch.stack(images)
         self._labels = torch.from_numpy(labels_of(self.dataset))
@@ -188,13 +187,7 @@ class HybridPairDataset(DatasetWrapper):
     def class_counts(self) -> List[int]:
         """list[int]: Images of every class, label order (from the wrapped
         dataset's ``class_counts`` when it has one, else counted)."""
-        counts = getattr(self.dataset, 'class_counts', None)
-        if counts is not None:
-            return list(counts)
-        labels = self.get_gt_labels()
-        classes = self._metainfo.get('classes', None)
-        num_classes = len(classes) if classes else int(labels.max()) + 1
-        return np.bincount(labels, minlength=num_classes).tolist()
+        return class_counts_of(self.dataset)
 
     @force_full_init
     def get_cat_ids(self, idx: int) -> List[int]:
@@ -215,25 +208,13 @@ class HybridPairDataset(DatasetWrapper):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def _load(self, idx: int) -> dict:
-        """The wrapped dataset's sample ``idx`` (its pipeline applied)."""
-        data = self.dataset[idx]
-        if not isinstance(data, dict):
-            raise TypeError(
-                'the wrapped dataset must return a dict per sample (give it '
-                "pipeline=[] or a loading-only pipeline), got "
-                f'{type(data).__name__} for index {idx}')
-        return data
-
-    @staticmethod
-    def _run(pipeline: Compose, data: dict, idx: int, key: str) -> dict:
-        packed = pipeline(data)
-        if packed is None or 'inputs' not in packed \
-                or 'data_samples' not in packed:
-            raise ValueError(
-                f'{key} must end with PackInputs and give a dict with '
-                f"'inputs' and 'data_samples'; it gave {packed!r} for "
-                f'index {idx}')
+    def _run(self, pipeline: Compose, idx: int, key: str) -> dict:
+        """Sample ``idx`` of the wrapped dataset through ``pipeline``."""
+        packed = pipeline(self.dataset[idx])
+        if not (isinstance(packed, dict) and 'inputs' in packed
+                and 'data_samples' in packed):
+            raise ValueError(f'{key} must end with PackInputs; it gave '
+                             f'{packed!r} for index {idx}')
         return packed
 
     def _stored(self, idx: int) -> dict:
@@ -247,36 +228,29 @@ class HybridPairDataset(DatasetWrapper):
     def _uniform(self, idx: int) -> dict:
         if self.hold_in_memory:
             return self._stored(idx)
-        return self._run(self.pipeline, self._load(idx), idx, 'pipeline')
+        return self._run(self.pipeline, idx, 'pipeline')
 
     def _balanced(self, idx: int) -> dict:
         if self.hold_in_memory:
             return self._stored(idx)
         key = ('pipeline (used as balanced_pipeline)'
                if self._balanced_is_default else 'balanced_pipeline')
-        packed = self._run(self.balanced_pipeline, self._load(idx), idx, key)
+        packed = self._run(self.balanced_pipeline, idx, key)
         view = packed['inputs']
         if isinstance(view, (list, tuple)):
             if len(view) != 1:
-                raise ValueError(
-                    f'{key} must produce a single view for the '
-                    f'class-balanced sample, got {len(view)} views; set a '
-                    'one-view balanced_pipeline')
+                raise ValueError(f'{key} must produce a single view for the '
+                                 f'class-balanced sample, got {len(view)} '
+                                 'views; set a one-view balanced_pipeline')
             packed['inputs'] = view[0]
         return packed
 
-    def __getitem__(self, idx):
-        if not self._fully_initialized:
-            print_log(
-                'Please call `full_init` method manually to accelerate '
-                'the speed.',
-                logger='current',
-                level=logging.WARNING)
-            self.full_init()
-        if isinstance(idx, (int, np.integer)):
+    def _get_sample(self, idx):
+        """A packed sample (``int`` index) or pair (pair or triple)."""
+        if isinstance(idx, numbers.Integral):
             return self._uniform(int(idx))
-        if not (isinstance(idx, (tuple, list)) and len(idx) in (2, 3)
-                and all(isinstance(k, (int, np.integer)) for k in idx)):
+        if not (isinstance(idx, (tuple, list)) and len(idx) in (2, 3) and
+                all(isinstance(k, numbers.Integral) for k in idx)):
             raise TypeError('HybridPairDataset takes an int index, a pair '
                             '(i, j) or a triple (i, j, seed) of ints, got '
                             f'{idx!r}')

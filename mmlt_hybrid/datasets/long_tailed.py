@@ -8,7 +8,6 @@ indices after shuffling them with numpy's legacy RNG seeded 0, one class after
 the other in label order.
 """
 import logging
-from numbers import Number
 from typing import List, Sequence, Union
 
 import numpy as np
@@ -17,27 +16,11 @@ from mmengine.dataset.base_dataset import force_full_init
 from mmengine.logging import print_log
 
 from mmpretrain.registry import DATASETS
+from ..validation import check_choice, check_int, check_number
+from .utils import labels_of
 from .wrapper import DatasetWrapper
 
 PROFILES = ('exp', 'step', 'none')
-
-
-def _check_imbalance_factor(imbalance_factor) -> float:
-    """Return ``imbalance_factor`` as a float, or raise a clear error."""
-    if (isinstance(imbalance_factor, bool)
-            or not isinstance(imbalance_factor, Number)
-            or not np.isfinite(imbalance_factor) or imbalance_factor < 1):
-        raise ValueError('imbalance_factor must be a finite number >= 1 (the '
-                         'ratio of the largest to the smallest class), got '
-                         f'{imbalance_factor!r}')
-    return float(imbalance_factor)
-
-
-def _check_profile(profile) -> str:
-    """Return ``profile`` if it is known, or raise a clear error."""
-    if profile not in PROFILES:
-        raise ValueError(f'profile must be one of {PROFILES}, got {profile!r}')
-    return profile
 
 
 def long_tailed_counts(n_max: int,
@@ -58,57 +41,27 @@ def long_tailed_counts(n_max: int,
 
     Returns:
         list[int]: The count of every class, in label order.
+
+    Raises:
+        ValueError: If an argument is outside the range given above.
     """
-    imbalance_factor = _check_imbalance_factor(imbalance_factor)
-    profile = _check_profile(profile)
-    if isinstance(n_max, bool) or not isinstance(n_max, (int, np.integer)) \
-            or n_max < 1:
-        raise ValueError(f'n_max must be a positive int, got {n_max!r}')
-    if isinstance(num_classes, bool) \
-            or not isinstance(num_classes, (int, np.integer)) \
-            or num_classes < 1:
-        raise ValueError(
-            f'num_classes must be a positive int, got {num_classes!r}')
-    ratio = 1.0 / imbalance_factor
+    owner = 'long_tailed_counts'
+    n_max = check_int(owner, 'n_max', n_max)
+    num_classes = check_int(owner, 'num_classes', num_classes)
+    ratio = 1.0 / check_number(owner, 'imbalance_factor', imbalance_factor,
+                               low=1)
+    check_choice(owner, 'profile', profile, PROFILES)
     if profile == 'exp':
         if num_classes == 1:
-            return [int(n_max)]
+            return [n_max]
         return [
             int(n_max * ratio**(i / (num_classes - 1.0)))
             for i in range(num_classes)
         ]
     if profile == 'step':
         head = num_classes // 2
-        return [int(n_max)] * head + [int(n_max * ratio)] * (
-            num_classes - head)
-    return [int(n_max)] * num_classes
-
-
-def labels_of(dataset) -> np.ndarray:
-    """The single label of every sample of a classification dataset.
-
-    Uses ``get_gt_labels()`` when the dataset has it (mmpretrain datasets),
-    otherwise ``get_cat_ids(idx)`` for every index.
-
-    Args:
-        dataset: A fully initialised dataset.
-
-    Returns:
-        np.ndarray: int64 labels, one per sample.
-    """
-    if hasattr(dataset, 'get_gt_labels'):
-        labels = np.asarray(dataset.get_gt_labels())
-        if labels.ndim == 1 and len(labels) == len(dataset):
-            return labels.astype(np.int64)
-    labels = np.empty(len(dataset), dtype=np.int64)
-    for idx in range(len(dataset)):
-        cat_ids = list(dataset.get_cat_ids(idx))
-        if len(cat_ids) != 1:
-            raise ValueError(
-                'a long-tailed classification set needs exactly one label '
-                f'per image, but sample {idx} has labels {cat_ids}')
-        labels[idx] = int(cat_ids[0])
-    return labels
+        return [n_max] * head + [int(n_max * ratio)] * (num_classes - head)
+    return [n_max] * num_classes
 
 
 @DATASETS.register_module()
@@ -144,6 +97,9 @@ class LongTailedDataset(DatasetWrapper):
             :meth:`full_init`. Defaults to False.
 
     Raises:
+        ValueError: If a setting is outside the range given above; when the
+            selection is made, if a class cannot keep between 1 and all of
+            its images, or a label is outside the classes.
         FileNotFoundError: If the files of the wrapped set (mmpretrain's
             ``CIFAR10`` / ``CIFAR100``) are missing and cannot be
             downloaded; the message says where they were looked for and how
@@ -156,13 +112,13 @@ class LongTailedDataset(DatasetWrapper):
                  profile: str = 'exp',
                  seed: int = 0,
                  lazy_init: bool = False) -> None:
-        self.imbalance_factor = _check_imbalance_factor(imbalance_factor)
-        self.profile = _check_profile(profile)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
-                or not 0 <= seed < 2**32:
-            raise ValueError('seed must be an int in [0, 2**32) (a numpy '
-                             f'legacy RNG seed), got {seed!r}')
-        self.seed = int(seed)
+        owner = 'LongTailedDataset'
+        self.imbalance_factor = check_number(owner, 'imbalance_factor',
+                                             imbalance_factor, low=1)
+        self.profile = check_choice(owner, 'profile', profile, PROFILES)
+        # A seed of numpy's legacy RNG: an integer in [0, 2**32).
+        self.seed = check_int(owner, 'seed', seed, min_value=0)
+        check_number(owner, 'seed', seed, high=2**32 - 1)
         super().__init__(dataset, lazy_init=lazy_init)
 
     def _class_name(self, label: int) -> str:
@@ -171,52 +127,52 @@ class LongTailedDataset(DatasetWrapper):
             return f'class {label} ({classes[label]!r})'
         return f'class {label}'
 
+    def _refusal(self, label: int, size: int, target: int,
+                 n_max: int) -> str:
+        """Why class ``label`` (``size`` images) cannot keep ``target``."""
+        name = self._class_name(label)
+        if size == 0:
+            return (f'{name} has no images in the wrapped dataset; every '
+                    'class needs at least one')
+        setting = (f"(profile='{self.profile}', n_max={n_max}, "
+                   f'imbalance_factor={self.imbalance_factor:g})')
+        if target == 0:
+            return (f'{name} would keep 0 images {setting}; lower '
+                    'imbalance_factor')
+        return (f'{name} has {size} images, fewer than its target count '
+                f'{target} {setting}')
+
     def _init_wrapper(self) -> None:
         """Select the long-tailed subset of the initialised wrapped set."""
         labels = labels_of(self.dataset)
-
-        classes = self._metainfo.get('classes', None)
-        if classes is not None and len(classes) > 0:
-            num_classes = len(classes)
-        else:
-            num_classes = int(labels.max()) + 1 if len(labels) else 0
-        if num_classes == 0:
-            raise ValueError('the wrapped dataset has no images')
+        if len(labels) == 0:
+            raise ValueError('LongTailedDataset: the wrapped dataset has no '
+                             'images')
+        num_classes = len(self._metainfo.get('classes') or ()) or int(
+            labels.max()) + 1
         if labels.min() < 0 or labels.max() >= num_classes:
             raise ValueError(
-                f'labels must lie in [0, {num_classes}) (the dataset has '
-                f'{num_classes} classes), got labels from {labels.min()} to '
-                f'{labels.max()}')
+                f'LongTailedDataset: labels must lie in [0, {num_classes}) '
+                f'(the wrapped dataset has {num_classes} classes), got '
+                f'labels from {labels.min()} to {labels.max()}')
 
         # Indices of every class in their original order.
         per_class = [np.flatnonzero(labels == c) for c in range(num_classes)]
         sizes = [len(idx) for idx in per_class]
-        for c, size in enumerate(sizes):
-            if size == 0:
-                raise ValueError(
-                    f'{self._class_name(c)} has no images in the wrapped '
-                    'dataset; every class needs at least one')
+        targets = sizes if self.profile == 'none' else long_tailed_counts(
+            max(sizes), num_classes, self.imbalance_factor, self.profile)
+        for c, (size, target) in enumerate(zip(sizes, targets)):
+            if not 0 < target <= size:
+                raise ValueError(self._refusal(c, size, target, max(sizes)))
 
         if self.profile == 'none':
             selected = per_class
         else:
-            targets = long_tailed_counts(
-                max(sizes), num_classes, self.imbalance_factor, self.profile)
+            # One legacy RNG for all classes, in label order: the CIFAR-LT
+            # selection of the reference implementation (np.random.seed).
             rng = np.random.RandomState(self.seed)
             selected = []
-            for c, (idx, target) in enumerate(zip(per_class, targets)):
-                if sizes[c] < target:
-                    raise ValueError(
-                        f'{self._class_name(c)} has {sizes[c]} images, fewer '
-                        f'than its target count {target} '
-                        f"(profile='{self.profile}', imbalance_factor="
-                        f'{self.imbalance_factor:g}, n_max={max(sizes)})')
-                if target == 0:
-                    raise ValueError(
-                        f'{self._class_name(c)} would keep 0 images '
-                        f"(profile='{self.profile}', imbalance_factor="
-                        f'{self.imbalance_factor:g}, n_max={max(sizes)}); '
-                        'lower imbalance_factor')
+            for idx, target in zip(per_class, targets):
                 shuffled = idx.copy()
                 rng.shuffle(shuffled)
                 selected.append(shuffled[:target])
@@ -262,27 +218,21 @@ class LongTailedDataset(DatasetWrapper):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, idx: int):
-        if not self._fully_initialized:
-            print_log(
-                'Please call `full_init` method manually to accelerate '
-                'the speed.',
-                logger='current',
-                level=logging.WARNING)
-            self.full_init()
+    def _get_sample(self, idx: int):
+        """The wrapped dataset's sample behind the ``idx``-th kept one."""
         return self.dataset[self.get_ori_index(idx)]
 
     def get_subset_(self, indices: Union[Sequence[int], int]) -> None:
         """Not supported: subsample the wrapped dataset instead."""
         raise NotImplementedError(
-            '`LongTailedDataset` does not support `get_subset_`; set '
-            '`indices` on the wrapped dataset instead.')
+            'LongTailedDataset does not support get_subset_; set indices on '
+            'the wrapped dataset.')
 
     def get_subset(self, indices: Union[Sequence[int], int]) -> None:
         """Not supported: subsample the wrapped dataset instead."""
         raise NotImplementedError(
-            '`LongTailedDataset` does not support `get_subset`; set '
-            '`indices` on the wrapped dataset instead.')
+            'LongTailedDataset does not support get_subset; set indices on '
+            'the wrapped dataset.')
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(profile={self.profile!r}, '
@@ -290,4 +240,4 @@ class LongTailedDataset(DatasetWrapper):
                 f'seed={self.seed}, dataset={type(self.dataset).__name__})')
 
 
-__all__ = ['LongTailedDataset', 'long_tailed_counts', 'labels_of', 'PROFILES']
+__all__ = ['LongTailedDataset', 'long_tailed_counts', 'PROFILES']

@@ -7,7 +7,8 @@ import torch
 from mmengine.dataset import DefaultSampler
 
 from mmpretrain.registry import DATA_SAMPLERS
-from .long_tailed import labels_of
+from ..validation import check_int
+from .utils import labels_of
 
 
 class _ClassBalancedDraws(DefaultSampler):
@@ -23,13 +24,16 @@ class _ClassBalancedDraws(DefaultSampler):
         seed (int, optional): Random seed, identical on all ranks. None
             takes a seed synchronised across ranks (``sync_random_seed``).
         round_up (bool): Passed to ``DefaultSampler``.
+
+    Raises:
+        ValueError: If ``seed`` is neither None nor an integer, or the
+            dataset is empty or has a negative label.
     """
 
     def __init__(self, dataset: Sized, shuffle: bool, seed: Optional[int],
                  round_up: bool) -> None:
-        if seed is not None and (isinstance(seed, bool)
-                                 or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f'seed must be an int or None, got {seed!r}')
+        check_int(
+            type(self).__name__, 'seed', seed, min_value=None, optional=True)
         super().__init__(
             dataset, shuffle=shuffle, seed=seed, round_up=round_up)
         labels = labels_of(dataset)
@@ -50,6 +54,12 @@ class _ClassBalancedDraws(DefaultSampler):
 
     def _generator(self) -> torch.Generator:
         """A generator seeded from (seed, epoch, rank)."""
+        # SeedSequence, not DefaultSampler's seed + epoch: it hashes
+        # (seed, epoch, rank) into well-separated streams, so every rank
+        # draws its own, seed 0 / epoch 1 does not repeat seed 1 / epoch 0,
+        # and the draws do not reuse the uniform shuffle's stream (seeded
+        # seed + epoch). Its entropy must be >= 0, hence the modulo; two
+        # 32-bit words make torch's 64-bit seed.
         entropy = [
             int(self.seed) % 2**64,
             int(self.epoch) % 2**64,

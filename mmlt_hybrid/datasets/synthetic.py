@@ -4,6 +4,7 @@ from typing import List, Optional
 import numpy as np
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
+from ..validation import check_choice, check_int
 
 
 @DATASETS.register_module()
@@ -30,6 +31,10 @@ class SyntheticImageDataset(BaseDataset):
         noise_std: Standard deviation of the pixel noise (0-255 scale).
         **kwargs: Other arguments of mmpretrain's ``BaseDataset``
             (``pipeline``, ``test_mode``, ``lazy_init``, ...).
+
+    Raises:
+        ValueError: If a count or size is not an integer >= 1, or ``split``
+            is neither ``'train'`` nor ``'test'``.
     """
 
     def __init__(self,
@@ -40,19 +45,12 @@ class SyntheticImageDataset(BaseDataset):
                  seed: int = 0,
                  noise_std: float = 40.,
                  **kwargs) -> None:
-        for key, value in (('num_classes', num_classes),
-                           ('images_per_class', images_per_class),
-                           ('image_size', image_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f'SyntheticImageDataset: {key} must be a '
-                                 f'positive int, got {value!r}')
-        if split not in ('train', 'test'):
-            raise ValueError("SyntheticImageDataset: split must be 'train' "
-                             f"or 'test', got {split!r}")
-        self.num_classes = num_classes
-        self.images_per_class = images_per_class
-        self.image_size = image_size
-        self.split = split
+        owner = 'SyntheticImageDataset'
+        self.num_classes = check_int(owner, 'num_classes', num_classes)
+        self.images_per_class = check_int(owner, 'images_per_class',
+                                          images_per_class)
+        self.image_size = check_int(owner, 'image_size', image_size)
+        self.split = check_choice(owner, 'split', split, ('train', 'test'))
         self.seed = seed
         self.noise_std = noise_std
         classes: Optional[List[str]] = kwargs.pop('classes', None)

@@ -1,11 +1,13 @@
 """The part that the dataset wrappers share: holding the wrapped dataset."""
 import copy
+import logging
 import os.path as osp
 import shutil
 from typing import Union
 
 from mmengine.dataset import BaseDataset
 from mmengine.dist import is_main_process
+from mmengine.logging import print_log
 
 from mmpretrain.registry import DATASETS
 
@@ -75,7 +77,10 @@ class DatasetWrapper:
     Follows mmengine's wrappers (e.g. ``ClassBalancedDataset``): the wrapped
     dataset is built from its config (or taken as an instance), and
     :meth:`full_init` initialises it and then the wrapper, once, at build
-    time or, with ``lazy_init=True``, when first needed. A wrapped CIFAR
+    time or, with ``lazy_init=True``, when first needed (the first item
+    read initialises a wrapper not yet initialised, with mmengine's
+    warning). A subclass implements :meth:`_init_wrapper` and
+    :meth:`_get_sample`. A wrapped CIFAR
     set whose files are missing and cannot be downloaded is reported by
     :func:`build_wrapped`, which leaves no folder behind.
 
@@ -120,3 +125,19 @@ class DatasetWrapper:
 
     def _init_wrapper(self) -> None:
         """The wrapper's own initialisation; the wrapped set is ready."""
+
+    def __getitem__(self, idx):
+        """The sample at ``idx`` (see :meth:`_get_sample`), the wrapper
+        initialised first if it is not yet."""
+        if not self._fully_initialized:
+            print_log(
+                'Please call `full_init` method manually to accelerate '
+                'the speed.',
+                logger='current',
+                level=logging.WARNING)
+            self.full_init()
+        return self._get_sample(idx)
+
+    def _get_sample(self, idx):
+        """The sample at ``idx`` of the initialised wrapper."""
+        raise NotImplementedError

@@ -4,10 +4,10 @@ from .checkpoints import (ATOMIC_BACKEND, AtomicLocalBackend, StrictLoadHook,
                           find_resume_checkpoint, make_checkpoints_atomic)
 from .cpu_dist import (distributed_env_from_launcher, init_dist_without_cuda,
                        shutdown_dist, use_cpu_model_wrapper)
-from .tool_cfg import (add_class_counts_hook, enable_amp,
+from .config_overrides import (add_class_counts_hook, enable_amp,
                        make_optim_wrapper_cpu_compatible, require_file)
-from .tool_common import (add_common_args, build_runner, parse_common,
-                          set_launcher_and_work_dir)
+from .launch import (add_common_args, build_runner, parse_common,
+                     set_launcher_and_work_dir, tool_parser)
 
 __all__ = [
     'ATOMIC_BACKEND', 'AtomicLocalBackend', 'StrictLoadHook', 'atomic_write',
@@ -16,5 +16,5 @@ __all__ = [
     'shutdown_dist', 'use_cpu_model_wrapper', 'add_class_counts_hook',
     'enable_amp', 'make_optim_wrapper_cpu_compatible', 'require_file',
     'add_common_args', 'build_runner', 'parse_common',
-    'set_launcher_and_work_dir'
+    'set_launcher_and_work_dir', 'tool_parser'
 ]

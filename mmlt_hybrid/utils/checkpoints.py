@@ -28,7 +28,7 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.hooks import checkpoint_hook as mmengine_checkpoint_hook
 from mmengine.model import is_model_wrapper
 
-from .tool_cfg import require_file
+from .config_overrides import require_file
 
 #: Name of :class:`AtomicLocalBackend` in mmengine's file backends.
 ATOMIC_BACKEND = 'atomic_local'

@@ -3,8 +3,10 @@
 From a work dir written by ``tools/train.py`` and one of its checkpoints,
 writes four PNG files:
 
-- ``per_class_accuracy.png``: test accuracy of every class (bars, classes
-  sorted by their training-image count) against that count (line, log scale);
+- ``per_class_accuracy.png``: test accuracy of every class (bars, as
+  ``LongTailAccuracy.calculate`` gives it; none for a class without test
+  images), classes sorted by their training-image count, against that count
+  (line, log scale);
 - ``confusion_matrix.png``: the test confusion matrix (mmpretrain's
   ``ConfusionMatrix``), each row (true class) normalised to sum to 1, rows
   and columns in the same training-count order (most frequent first), so
@@ -39,6 +41,8 @@ from mmpretrain.evaluation import ConfusionMatrix  # noqa: E402
 from mmpretrain.registry import DATASETS  # noqa: E402
 
 import mmlt_hybrid  # noqa: E402,F401  (registers the components)
+from mmlt_hybrid.datasets.utils import class_counts_of  # noqa: E402
+from mmlt_hybrid.evaluation.metrics import LongTailAccuracy  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -84,20 +88,6 @@ def read_scalars(work_dir: str) -> List[Dict]:
     return records
 
 
-def class_counts_of(dataset_cfg: Dict) -> List[int]:
-    """Training images per class of the configured training dataset."""
-    dataset = DATASETS.build(dataset_cfg)
-    counts = getattr(dataset, 'class_counts', None)
-    if counts is not None:
-        return list(counts)
-    num_classes = len(dataset.metainfo['classes'])
-    out = [0] * num_classes
-    for idx in range(len(dataset)):
-        for label in dataset.get_cat_ids(idx):
-            out[label] += 1
-    return out
-
-
 def predict(cfg: Config, checkpoint: str) -> Tuple[np.ndarray, np.ndarray]:
     """Predicted and true labels of every image of the configured test set.
 
@@ -127,30 +117,6 @@ def predict(cfg: Config, checkpoint: str) -> Tuple[np.ndarray, np.ndarray]:
                     gts.append(sample.gt_label[:1])
     return (torch.cat(preds).cpu().numpy().astype(np.int64),
             torch.cat(gts).cpu().numpy().astype(np.int64))
-
-
-def class_accuracy(pred: np.ndarray, gt: np.ndarray,
-                   num_classes: int) -> np.ndarray:
-    """Accuracy of every class.
-
-    Args:
-        pred (np.ndarray): Predicted labels, shape (N, ).
-        gt (np.ndarray): True labels, shape (N, ).
-        num_classes (int): Number of classes.
-
-    Returns:
-        np.ndarray: Shape (num_classes, ), the share of each class's images
-        predicted as that class.
-
-    Raises:
-        ValueError: If a class has no test image.
-    """
-    total = np.bincount(gt, minlength=num_classes)
-    if (total == 0).any():
-        missing = np.flatnonzero(total == 0).tolist()
-        raise ValueError(f'the test set has no image of classes {missing}')
-    correct = np.bincount(gt[pred == gt], minlength=num_classes)
-    return correct / total
 
 
 def confusion_matrix_by_frequency(
@@ -226,10 +192,11 @@ def plot_confusion_matrix(matrix: np.ndarray, order: np.ndarray,
 
 def plot_per_class(acc: np.ndarray, counts: Sequence[int],
                    classes: Sequence[str], path: str) -> None:
-    """Bars of per-class accuracy, classes sorted by training count."""
+    """Bars of per-class accuracy (percent; NaN, no bar, for a class without
+    test images), classes sorted by training count."""
     order = np.argsort(-np.asarray(counts), kind='stable')
     fig, ax = plt.subplots(figsize=(max(6, 0.12 * len(order) + 3), 4))
-    ax.bar(range(len(order)), 100 * acc[order], color='tab:blue')
+    ax.bar(range(len(order)), acc[order], color='tab:blue')
     ax.set_ylabel('test accuracy (%)', color='tab:blue')
     ax.set_ylim(0, 100)
     ax.set_xlabel('class, by training-image count (most frequent first)')
@@ -282,9 +249,9 @@ def main() -> None:
     out_dir = args.out_dir or osp.join(args.work_dir, 'plots')
     os.makedirs(out_dir, exist_ok=True)
 
-    counts = class_counts_of(cfg.train_dataloader.dataset)
+    counts = class_counts_of(DATASETS.build(cfg.train_dataloader.dataset))
     pred, gt = predict(cfg, args.checkpoint)
-    acc = class_accuracy(pred, gt, len(counts))
+    acc = LongTailAccuracy.calculate(pred, gt, counts)['per_class'].numpy()
     classes = DATASETS.build(cfg.test_dataloader.dataset).metainfo['classes']
     written = [osp.join(out_dir, name)
                for name in ('per_class_accuracy.png', 'confusion_matrix.png')]

@@ -282,6 +282,24 @@ def build_cfg(method: str,
     return cfg
 
 
+def build_run_cfg(name: str, args: argparse.Namespace, **kwargs):
+    """:func:`build_cfg` of one run of a benchmark script: its data root,
+    epochs, batch size, amp and seed from the command line ``args``, the
+    work dir ``args.work_dir/name``, and ``name`` as the experiment name
+    (the runner appends a timestamp). ``kwargs`` go to :func:`build_cfg`."""
+    cfg = build_cfg(
+        name,
+        data_root=args.data_root,
+        work_dir=osp.join(args.work_dir, name),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        amp=args.amp,
+        seed=args.seed,
+        **kwargs)
+    cfg.experiment_name = name
+    return cfg
+
+
 def describe_cfg(cfg) -> Dict[str, object]:
     """The settings of a built config that a results row records."""
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')

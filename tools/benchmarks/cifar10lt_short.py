@@ -70,10 +70,10 @@ import os.path as osp
 from datetime import datetime
 from typing import Dict
 
-from cifar10lt_common import (DATA_PATHS, METHODS, build_cfg, check_data_root,
-                              describe_cfg, environment, fmt, markdown_table,
-                              method_name, metric, non_negative_int,
-                              positive_int, train_and_test)
+from cifar10lt_common import (DATA_PATHS, METHODS, build_run_cfg,
+                              check_data_root, describe_cfg, environment, fmt,
+                              markdown_table, method_name, metric,
+                              non_negative_int, positive_int, train_and_test)
 
 
 def parse_args() -> argparse.Namespace:
@@ -120,18 +120,12 @@ def parse_args() -> argparse.Namespace:
 
 def run_method(method: str, args: argparse.Namespace) -> Dict[str, object]:
     """Train and test one method; returns its metrics and costs."""
-    cfg = build_cfg(
+    cfg = build_run_cfg(
         method,
-        data_root=args.data_root,
-        work_dir=osp.join(args.work_dir, method),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
+        args,
         imbalance_factor=args.imbalance_factor,
         data_path=args.data_path,
-        num_workers=args.num_workers,
-        amp=args.amp,
-        seed=args.seed)
-    cfg.experiment_name = method  # the runner appends a timestamp
+        num_workers=args.num_workers)
     return dict(train_and_test(cfg), settings=describe_cfg(cfg))
 
 

@@ -53,7 +53,7 @@ import os.path as osp
 from datetime import datetime
 from typing import Dict, List
 
-from cifar10lt_common import (PAPER_METHODS, build_cfg, check_data_root,
+from cifar10lt_common import (PAPER_METHODS, build_run_cfg, check_data_root,
                               describe_cfg, device_name, environment, fmt,
                               markdown_table, metric, paper_method_name,
                               positive_int, train_and_test)
@@ -159,16 +159,7 @@ def write_results(work_dir: str, rows: List[Dict[str, object]]) -> str:
 
 def run_row(name: str, args: argparse.Namespace) -> Dict[str, object]:
     """Train and test one row; returns its results row."""
-    cfg = build_cfg(
-        name,
-        data_root=args.data_root,
-        work_dir=osp.join(args.work_dir, name),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        amp=args.amp,
-        seed=args.seed,
-        log_interval=10)
-    cfg.experiment_name = name  # the runner appends a timestamp
+    cfg = build_run_cfg(name, args, log_interval=10)
     settings = describe_cfg(cfg)
     described = recipe(dict(settings=settings, data_format=args.data_format))
     print(f'=== {name}: {described}', flush=True)

@@ -3,53 +3,13 @@ set."""
 import copy
 from typing import List, Optional
 
-import numpy as np
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
 
 from mmpretrain.registry import DATASETS, HOOKS
-from ...datasets.long_tailed import labels_of
+from mmpretrain.utils import get_ori_model
+from ...datasets.utils import class_counts_of, num_classes_of
 from ...evaluation.metrics.long_tail_accuracy import LongTailAccuracy
-
-
-def class_counts_of_dataset(dataset) -> List[int]:
-    """Training images per class of a dataset, label order.
-
-    Uses the dataset's ``class_counts`` (LongTailedDataset,
-    HybridPairDataset) when it has one, else counts its labels.
-
-    Args:
-        dataset: A built dataset.
-
-    Returns:
-        list[int]: The count of every class.
-    """
-    if hasattr(dataset, 'full_init'):
-        dataset.full_init()
-    counts = getattr(dataset, 'class_counts', None)
-    if counts is not None:
-        return [int(c) for c in counts]
-    labels = labels_of(dataset)
-    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes', None)
-    minlength = len(classes) if classes else 0
-    return np.bincount(labels, minlength=minlength).tolist()
-
-
-def num_classes_of_dataset(dataset) -> int:
-    """The number of classes of a dataset.
-
-    The length of ``metainfo['classes']`` when the dataset names its
-    classes, else the length of :func:`class_counts_of_dataset`.
-
-    Args:
-        dataset: A built dataset.
-
-    Returns:
-        int: The number of classes.
-    """
-    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes', None)
-    return len(classes) if classes else len(class_counts_of_dataset(dataset))
 
 
 @HOOKS.register_module()
@@ -78,7 +38,8 @@ class ClassCountsHook(Hook):
 
     Before training it also refuses a classification head (``model.head``,
     and ``model.feat_head`` when it has classes) whose ``num_classes`` is not
-    the training set's number of classes (:func:`num_classes_of_dataset`):
+    the training set's number of classes
+    (:func:`~mmlt_hybrid.datasets.utils.num_classes_of`):
     a head with more classes trains silently, one with fewer fails in the
     loss. ``tools/train.py`` adds this hook to every config that trains
     (:func:`mmlt_hybrid.utils.add_class_counts_hook`), so the check applies
@@ -115,13 +76,11 @@ class ClassCountsHook(Hook):
             dataset_cfg = (loader_cfg or {}).get('dataset', None)
             if dataset_cfg is None:
                 raise ValueError(
-                    'ClassCountsHook: LongTailAccuracy has class_counts=None '
-                    'and no training dataset is configured '
-                    '(train_dataloader.dataset); set class_counts=[...] '
-                    '(training images per class) in the LongTailAccuracy '
-                    'config')
+                    'ClassCountsHook: no training dataset is configured '
+                    '(train_dataloader.dataset) to count; set class_counts='
+                    '[...] in the LongTailAccuracy config.')
             dataset = DATASETS.build(copy.deepcopy(dataset_cfg))
-        self._counts = class_counts_of_dataset(dataset)
+        self._counts = class_counts_of(dataset)
         return self._counts
 
     def _fill(self, runner, evaluators) -> None:
@@ -133,9 +92,7 @@ class ClassCountsHook(Hook):
                     metric.class_counts = counts
 
     def _fill_model(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        for module in model.modules():
+        for module in get_ori_model(runner.model).modules():
             if getattr(module, 'needs_class_counts', False):
                 module.set_class_counts(self._train_counts(runner))
 
@@ -154,8 +111,7 @@ class ClassCountsHook(Hook):
     def before_train(self, runner) -> None:
         """Refuse heads whose ``num_classes`` is not the training set's,
         then fill the counts of the model's parts."""
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = get_ori_model(runner.model)
         dataset = runner.train_dataloader.dataset
         num_classes = None  # counted only when a head has classes
         for name in ('head', 'feat_head'):
@@ -164,15 +120,14 @@ class ClassCountsHook(Hook):
             if head_classes is None:
                 continue
             if num_classes is None:
-                num_classes = num_classes_of_dataset(dataset)
+                num_classes = num_classes_of(dataset)
             if head_classes != num_classes:
                 raise ValueError(
-                    f'ClassCountsHook: model.{name}.num_classes='
-                    f'{head_classes} but the training set '
-                    f'(train_dataloader.dataset, {type(dataset).__name__}) '
-                    f'has {num_classes} classes; set model.{name}.'
-                    f'num_classes={num_classes}, or train on the intended '
-                    'dataset.')
+                    f'ClassCountsHook: model.{name}.num_classes={head_classes}'
+                    ' but the training set (train_dataloader.dataset, '
+                    f'{type(dataset).__name__}) has {num_classes} classes; set'
+                    f' model.{name}.num_classes={num_classes}, or train on '
+                    'the intended dataset.')
         self._fill_model(runner)
 
     def before_val(self, runner) -> None:
@@ -184,6 +139,4 @@ class ClassCountsHook(Hook):
         self._fill(runner, [runner.test_evaluator])
 
 
-__all__ = [
-    'ClassCountsHook', 'class_counts_of_dataset', 'num_classes_of_dataset'
-]
+__all__ = ['ClassCountsHook']

@@ -3,11 +3,18 @@ weights."""
 import math
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.runner import IterBasedTrainLoop
 from mmpretrain.registry import HOOKS
+from mmpretrain.utils import get_ori_model
 
-_SWITCH = 'default_hooks.finite_loss.enable=False'
+from ...validation import check_bool
+
+# What both refusals say next: where the run stands and what to do.
+_WHAT_NOW = ('the latest checkpoint is the last good one. Lower the learning '
+             'rate (optim_wrapper.optimizer.lr), clip the gradients '
+             '(optim_wrapper.clip_grad=dict(max_norm=...)) or check the '
+             'data; default_hooks.finite_loss.enable=False trains on '
+             'regardless.')
 
 
 @HOOKS.register_module()
@@ -41,15 +48,15 @@ class FiniteLossHook(Hook):
 
     Args:
         enable (bool): Whether to check. Defaults to True.
+
+    Raises:
+        TypeError: If ``enable`` is not a bool.
     """
 
     priority = 'HIGH'
 
     def __init__(self, enable: bool = True):
-        if not isinstance(enable, bool):
-            raise TypeError(f'FiniteLossHook: enable={enable!r} must be True '
-                            'or False.')
-        self.enable = enable
+        self.enable = check_bool('FiniteLossHook', 'enable', enable)
 
     @staticmethod
     def _where(runner, batch_idx: int) -> str:
@@ -84,13 +91,9 @@ class FiniteLossHook(Hook):
         if bad:
             terms = ', '.join(f'{k}={v}' for k, v in bad.items())
             raise FloatingPointError(
-                f'FiniteLossHook: non-finite loss at '
-                f'{self._where(runner, batch_idx)}: {terms}. Training '
-                'stopped before any checkpoint of these weights was saved; '
-                'the latest checkpoint is the last good one. Lower the '
-                'learning rate (optim_wrapper.optimizer.lr), clip the '
-                'gradients (optim_wrapper.clip_grad=dict(max_norm=...)) or '
-                f'check the data; {_SWITCH} trains on regardless.')
+                'FiniteLossHook: non-finite loss at '
+                f'{self._where(runner, batch_idx)}: {terms}. Stopped before '
+                f'any checkpoint of these weights was saved: {_WHAT_NOW}')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Refuse a checkpoint whose parameters are not all finite.
@@ -100,23 +103,17 @@ class FiniteLossHook(Hook):
         """
         if not self.enable:
             return
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
         state = checkpoint['state_dict']
         bad = [
-            name for name, _ in model.named_parameters()
+            name for name, _ in get_ori_model(runner.model).named_parameters()
             if name in state and not state[name].isfinite().all()
         ]
         if bad:
             meta = checkpoint.get('meta', {})
             raise FloatingPointError(
-                f'FiniteLossHook: after epoch {meta.get("epoch")} '
-                f'(iteration {meta.get("iter")} of the run) the weights are '
-                f'non-finite in {len(bad)} parameter(s), e.g. {bad[:5]}; '
-                'the checkpoint was not saved, so the latest checkpoint is '
-                'the last good one. Lower the learning rate '
-                '(optim_wrapper.optimizer.lr) or clip the gradients; '
-                f'{_SWITCH} trains on regardless.')
+                f'FiniteLossHook: after epoch {meta.get("epoch")} (iteration '
+                f'{meta.get("iter")} of the run) {len(bad)} parameter(s) are '
+                f'non-finite, e.g. {bad[:5]}. Not saved: {_WHAT_NOW}')
 
 
 __all__ = ['FiniteLossHook']

@@ -1,17 +1,18 @@
 """Sets the loss weight alpha of a hybrid network during training."""
 import logging
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
 from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.runner import IterBasedTrainLoop
 from mmpretrain.registry import HOOKS
+from mmpretrain.utils import get_ori_model
 
-from ...datasets.long_tailed import labels_of
+from ...datasets.utils import labels_of
 from ...models.losses.supcon_loss import SupConLoss
+from ...validation import check_bool, check_choice, check_int, check_number
 
 SCHEDULES = ('parabolic', 'linear', 'cosine', 'step', 'constant')
 
@@ -58,6 +59,11 @@ class HybridTransitionHook(Hook):
         switch_iter: Iteration (from 0) from which ``'step'`` gives 0;
             required by ``'step'`` with ``by_epoch=False``.
         value: alpha of ``'constant'``, in [0, 1].
+
+    Raises:
+        ValueError: If a setting is unknown or out of range, or is given to
+            a schedule that does not use it.
+        TypeError: If ``by_epoch`` is not a bool.
     """
 
     priority = 'NORMAL'
@@ -68,52 +74,26 @@ class HybridTransitionHook(Hook):
                  switch_epoch: Optional[int] = None,
                  switch_iter: Optional[int] = None,
                  value: Optional[float] = None):
-        if schedule not in SCHEDULES:
-            raise ValueError(
-                f'HybridTransitionHook: schedule={schedule!r} is unknown; '
-                f'choose from {SCHEDULES}.')
-        if not isinstance(by_epoch, bool):
-            raise TypeError(f'HybridTransitionHook: by_epoch={by_epoch!r} '
-                            'must be True or False.')
-        self.schedule = schedule
-        self.by_epoch = by_epoch
-
-        unit = 'epoch' if by_epoch else 'iter'
-        other_unit = 'iter' if by_epoch else 'epoch'
-        switch = switch_epoch if by_epoch else switch_iter
-        other = switch_iter if by_epoch else switch_epoch
-        if other is not None:
-            raise ValueError(
-                f'HybridTransitionHook: switch_{other_unit}={other!r} is '
-                f'not used with by_epoch={by_epoch}; give '
-                f'switch_{unit} instead.')
+        owner = 'HybridTransitionHook'
+        self.schedule = check_choice(owner, 'schedule', schedule, SCHEDULES)
+        self.by_epoch = check_bool(owner, 'by_epoch', by_epoch)
+        switch_key = 'switch_epoch' if by_epoch else 'switch_iter'
+        given = dict(switch_epoch=switch_epoch, switch_iter=switch_iter,
+                     value=value)
+        used = {'step': switch_key, 'constant': 'value'}.get(schedule)
+        for key, setting in given.items():
+            if setting is not None and key != used:
+                raise ValueError(
+                    f'{owner}: {key}={setting!r} is not used by schedule='
+                    f"{schedule!r} with by_epoch={by_epoch}; 'step' takes "
+                    "switch_epoch (switch_iter with by_epoch=False), "
+                    "'constant' takes value.")
+        self.switch = self.value = None
         if schedule == 'step':
-            if (switch is None or isinstance(switch, bool)
-                    or not isinstance(switch, int) or switch < 0):
-                raise ValueError(
-                    f"HybridTransitionHook: schedule='step' with by_epoch="
-                    f'{by_epoch} needs switch_{unit} (an integer >= 0, the '
-                    f'{unit} counted from 0 from which alpha is 0), got '
-                    f'{switch!r}.')
-        elif switch is not None:
-            raise ValueError(
-                f'HybridTransitionHook: switch_{unit}={switch!r} is only used '
-                f"by schedule='step', not {schedule!r}.")
-        self.switch = switch
-
-        if schedule == 'constant':
-            if (value is None or isinstance(value, bool)
-                    or not isinstance(value, (int, float))
-                    or not 0.0 <= value <= 1.0):
-                raise ValueError(
-                    "HybridTransitionHook: schedule='constant' needs value "
-                    f'(a number in [0, 1]), got {value!r}.')
-            value = float(value)
-        elif value is not None:
-            raise ValueError(
-                f'HybridTransitionHook: value={value!r} is only used by '
-                f"schedule='constant', not {schedule!r}.")
-        self.value = value
+            self.switch = check_int(
+                owner, switch_key, given[switch_key], min_value=0)
+        elif schedule == 'constant':
+            self.value = check_number(owner, 'value', value, 0, 1)
 
     def alpha_at(self, step: int, total: int) -> float:
         """alpha of the schedule at step ``step`` (from 0) of ``total``.
@@ -125,11 +105,6 @@ class HybridTransitionHook(Hook):
         Returns:
             float: alpha in [0, 1].
         """
-        if total <= 0:
-            raise ValueError(
-                f'HybridTransitionHook: the number of training '
-                f'{"epochs" if self.by_epoch else "iterations"} is {total}; '
-                'it must be > 0.')
         ratio = min(max(step / total, 0.0), 1.0)
         if self.schedule == 'parabolic':
             return 1.0 - ratio**2
@@ -141,13 +116,6 @@ class HybridTransitionHook(Hook):
             return 1.0 if step < self.switch else 0.0
         return self.value
 
-    @staticmethod
-    def _unwrap(model):
-        """The model inside DDP (or any mmengine model wrapper)."""
-        while is_model_wrapper(model):
-            model = model.module
-        return model
-
     def _current_alpha(self, runner) -> float:
         """alpha for the runner's current epoch or iteration."""
         if self.by_epoch:
@@ -157,10 +125,10 @@ class HybridTransitionHook(Hook):
     def _set_alpha(self, runner) -> float:
         """Compute alpha and set it on the (unwrapped) model."""
         alpha = self._current_alpha(runner)
-        self._unwrap(runner.model).alpha = alpha
+        get_ori_model(runner.model).alpha = alpha
         return alpha
 
-    def _check_classifier_weight(self, runner) -> None:
+    def _warn_if_alpha_stays_1(self, runner) -> None:
         """Warn when alpha is 1 at every step of the run."""
         unit, key = ('epoch', 'max_epochs') if self.by_epoch else (
             'iteration', 'max_iters')
@@ -181,32 +149,23 @@ class HybridTransitionHook(Hook):
             level=logging.WARNING)
 
     @staticmethod
-    def _check_feature_rows(model, loader) -> None:
-        """Refuse a SupConLoss given fewer than 3 rows per step."""
+    def _supcon_batch(model, loader) -> Optional[Tuple[int, int, int]]:
+        """(batch size, views, processes): the factors of the rows that a
+        SupConLoss feature head gets per step; None without such a head,
+        or when the batch alone gives 3 rows."""
         loss = getattr(getattr(model, 'feat_head', None), 'loss_module', None)
         batch_size = getattr(loader, 'batch_size', None)
         if not isinstance(loss, SupConLoss) or not batch_size:
-            return
+            return None
         world = get_world_size() if loss.gather_distributed else 1
         if batch_size * world >= 3:
-            return
+            return None
         views = getattr(model.data_preprocessor, 'num_views', None)
         if views is None:  # as many as the data gives (a one-off look)
             inputs = loader.dataset[0]['inputs']
             inputs = inputs['views'] if isinstance(inputs, dict) else inputs
             views = len(inputs) if isinstance(inputs, (list, tuple)) else 1
-        rows = batch_size * views * world
-        if rows < 3:
-            raise ValueError(
-                'HybridTransitionHook: the SupConLoss of feat_head gets '
-                f'{rows} row(s) per step (train_dataloader.batch_size='
-                f'{batch_size} per process x {views} view(s) of each image'
-                f' x {world} process(es)). Below 3 rows SupCon is 0 at every '
-                'step (one row has no positive; two rows are a positive '
-                'pair with nothing else to contrast, or no pair), so '
-                'loss_feat would stay 0 for the whole run. Raise '
-                'train_dataloader.batch_size or the views per image '
-                '(data_preprocessor.num_views) to give at least 3 rows.')
+        return batch_size, views, world
 
     def before_train(self, runner) -> None:
         """Check the model, the loop, the feature head's batch and the
@@ -220,27 +179,33 @@ class HybridTransitionHook(Hook):
                 step (``train_dataloader.batch_size`` x views x processes);
                 if a training label is out of the heads' range.
         """
-        model = self._unwrap(runner.model)
+        model = get_ori_model(runner.model)
         if not hasattr(model, 'alpha'):
             raise TypeError(
-                'HybridTransitionHook: the model '
-                f'{type(model).__name__} has no attribute `alpha`; the hook '
-                'is meant for HybridClassifier (or a model that weights its '
-                'losses by `alpha`).')
+                f'HybridTransitionHook: the model {type(model).__name__} has '
+                'no attribute alpha; the hook is for HybridClassifier.')
         if self.by_epoch and isinstance(
                 getattr(runner, 'train_loop', None), IterBasedTrainLoop):
-            raise ValueError(
-                'HybridTransitionHook: by_epoch=True but the training loop '
-                'is iteration based (IterBasedTrainLoop); set '
-                'by_epoch=False so alpha follows the iterations.')
-        self._check_classifier_weight(runner)
+            raise ValueError('HybridTransitionHook: by_epoch=True is not '
+                             'allowed with IterBasedTrainLoop; set '
+                             'by_epoch=False.')
+        self._warn_if_alpha_stays_1(runner)
         loader = getattr(runner, 'train_dataloader', None)
-        self._check_feature_rows(model, loader)
+        supcon = self._supcon_batch(model, loader)
+        # Below 3 rows SupCon is 0 at every step: one row has no positive,
+        # two are a positive pair with nothing to contrast it with.
+        if supcon is not None and math.prod(supcon) < 3:
+            raise ValueError(
+                'HybridTransitionHook: the SupConLoss of feat_head gets {} '
+                'row(s) per step (train_dataloader.batch_size={} per process '
+                'x {} view(s) x {} process(es)), so loss_feat would be 0 in '
+                'every step; give at least 3: raise train_dataloader.'
+                'batch_size or data_preprocessor.num_views.'.format(
+                    math.prod(supcon), *supcon))
         # The labels are checked here, once, instead of in every step (which
         # would read them back from the device).
         if hasattr(model, 'check_train_labels'):
-            model.check_train_labels(
-                labels_of(runner.train_dataloader.dataset))
+            model.check_train_labels(labels_of(loader.dataset))
 
     def before_train_epoch(self, runner) -> None:
         """Set alpha for this epoch (``by_epoch=True``)."""

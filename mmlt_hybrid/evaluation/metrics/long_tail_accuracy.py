@@ -1,6 +1,5 @@
 """Top-k, mean per-class and many/medium/few-shot accuracy."""
-from numbers import Number
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -8,50 +7,23 @@ from mmengine.evaluator import BaseMetric
 from mmengine.structures import BaseDataElement
 
 from mmpretrain.registry import METRICS
-
+from ...validation import check_int, check_number
 
 #: The usual many/medium/few split of long-tail papers (Liu et al., 2019):
 #: many-shot classes have more than MANY_SHOT_THR training images, few-shot
 #: classes fewer than FEW_SHOT_THR.
 MANY_SHOT_THR = 100
 FEW_SHOT_THR = 20
+_OWNER = 'LongTailAccuracy'
 
 
-def _check_thresholds(many_shot_thr, few_shot_thr) -> None:
-    for key, value in (('many_shot_thr', many_shot_thr), ('few_shot_thr',
-                                                          few_shot_thr)):
-        if isinstance(value, bool) or not isinstance(value, Number) \
-                or not np.isfinite(value) or value < 0:
-            raise ValueError(
-                f'{key} must be a non-negative number, got {value!r}')
+def _check_thresholds(owner: str, many_shot_thr, few_shot_thr) -> None:
+    check_number(owner, 'many_shot_thr', many_shot_thr, low=0)
+    check_number(owner, 'few_shot_thr', few_shot_thr, low=0)
     if few_shot_thr > many_shot_thr:
-        raise ValueError(
-            f'few_shot_thr ({few_shot_thr!r}) must not exceed many_shot_thr '
-            f'({many_shot_thr!r}): many-shot classes have more than '
-            'many_shot_thr training images, few-shot classes fewer than '
-            'few_shot_thr')
-
-
-def _check_class_counts(class_counts) -> Optional[List[int]]:
-    if class_counts is None:
-        return None
-    if isinstance(class_counts, (str, bytes)) or not isinstance(
-            class_counts, (Sequence, np.ndarray, torch.Tensor)):
-        raise TypeError('class_counts must be a sequence of per-class '
-                        f'training image counts, got {class_counts!r}')
-    counts = []
-    for c, count in enumerate(list(class_counts)):
-        if isinstance(count, torch.Tensor):
-            count = count.item()
-        if isinstance(count, bool) or not isinstance(
-                count, (int, np.integer)) or count < 0:
-            raise ValueError(
-                'class_counts must hold non-negative ints, got '
-                f'class_counts[{c}] = {count!r}')
-        counts.append(int(count))
-    if not counts:
-        raise ValueError('class_counts must not be empty')
-    return counts
+        raise ValueError(f'{owner}: few_shot_thr={few_shot_thr!r} is not '
+                         f'allowed; it must be <= many_shot_thr='
+                         f'{many_shot_thr!r}.')
 
 
 def shot_groups(class_counts: Sequence[int],
@@ -70,9 +42,13 @@ def shot_groups(class_counts: Sequence[int],
     Returns:
         dict: ``many``, ``medium`` and ``few``: the class indices of each
         group, ascending.
+
+    Raises:
+        ValueError: If a threshold is negative, or ``few_shot_thr >
+            many_shot_thr``.
     """
-    _check_thresholds(many_shot_thr, few_shot_thr)
-    counts = np.asarray(_check_class_counts(class_counts))
+    _check_thresholds('shot_groups', many_shot_thr, few_shot_thr)
+    counts = np.asarray(class_counts)
     return dict(
         many=np.flatnonzero(counts > many_shot_thr).tolist(),
         medium=np.flatnonzero((counts >= few_shot_thr)
@@ -118,6 +94,13 @@ class LongTailAccuracy(BaseMetric):
             ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
         prefix (str, optional): Prefix of the result keys. Defaults to
             ``'long_tail'``.
+
+    Raises:
+        ValueError: If a setting is outside the ranges above. At
+            evaluation, if there are no ``class_counts`` or they do not
+            have one entry per class; at :meth:`process`, if a test image
+            has other than one label or too few scores for ``topk``.
+        TypeError: If ``class_counts`` is not a sequence.
     """
     default_prefix: Optional[str] = 'long_tail'
 
@@ -129,17 +112,9 @@ class LongTailAccuracy(BaseMetric):
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        ks = topk
-        if isinstance(ks, (int, np.integer)) and not isinstance(ks, bool):
-            ks = (ks, )
-        if not isinstance(ks, (list, tuple)) or len(ks) == 0 or any(
-                isinstance(k, bool) or not isinstance(k, (int, np.integer))
-                or k < 1 for k in ks):
-            raise ValueError(
-                f'topk must be a positive int or a non-empty sequence of '
-                f'positive ints, got {topk!r}')
-        self.topk: Tuple[int, ...] = tuple(int(k) for k in ks)
-        _check_thresholds(many_shot_thr, few_shot_thr)
+        ks = topk if isinstance(topk, (list, tuple)) and topk else [topk]
+        self.topk = tuple(check_int(_OWNER, 'topk', k) for k in ks)
+        _check_thresholds(_OWNER, many_shot_thr, few_shot_thr)
         self.many_shot_thr = many_shot_thr
         self.few_shot_thr = few_shot_thr
         self.class_counts = class_counts
@@ -151,7 +126,19 @@ class LongTailAccuracy(BaseMetric):
 
     @class_counts.setter
     def class_counts(self, class_counts: Optional[Sequence[int]]) -> None:
-        self._class_counts = _check_class_counts(class_counts)
+        if isinstance(class_counts, torch.Tensor):
+            class_counts = class_counts.tolist()
+        refusal = (f'{_OWNER}: class_counts={class_counts!r} is not allowed; '
+                   'it must list the training images of every class.')
+        if isinstance(class_counts, (str, bytes)) or not isinstance(
+                class_counts, (Sequence, np.ndarray, type(None))):
+            raise TypeError(refusal)
+        if class_counts is not None and len(class_counts) == 0:
+            raise ValueError(refusal)
+        self._class_counts = None if class_counts is None else [
+            check_int(_OWNER, f'class_counts[{c}]', count, min_value=0)
+            for c, count in enumerate(class_counts)
+        ]
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         """Store the top-k predictions and the label of every test image.
@@ -166,40 +153,32 @@ class LongTailAccuracy(BaseMetric):
                 sample = sample.to_dict()
             gt = torch.as_tensor(sample['gt_label']).flatten()
             if gt.numel() != 1:
-                raise ValueError('LongTailAccuracy needs exactly one '
-                                 f'gt_label per image, got {gt.tolist()}')
+                raise ValueError(f'{_OWNER} needs exactly one gt_label per '
+                                 f'image, got {gt.tolist()}')
             result = dict(gt_label=int(gt.item()))
             if 'pred_score' in sample:
                 score = torch.as_tensor(sample['pred_score']).flatten()
                 if maxk > score.numel():
-                    raise ValueError(
-                        f'topk={self.topk} asks for k={maxk}, but there are '
-                        f'only {score.numel()} classes')
+                    raise ValueError(f'topk={self.topk} asks for k={maxk}, '
+                                     f'but there are only {score.numel()} '
+                                     'classes')
                 result['pred_topk'] = score.topk(maxk).indices.cpu()
                 result['num_classes'] = score.numel()
-            elif 'pred_label' in sample:
-                if maxk > 1:
-                    raise ValueError(
-                        f'topk={self.topk} needs pred_score; the model only '
-                        'gave pred_label')
+            elif 'pred_label' not in sample:
+                raise KeyError(f'{_OWNER} needs pred_score or pred_label in '
+                               'the data samples')
+            elif maxk > 1:
+                raise ValueError(f'topk={self.topk} needs pred_score; the '
+                                 'model gave only pred_label')
+            else:
                 result['pred_topk'] = torch.as_tensor(
                     sample['pred_label']).flatten()[:1].cpu()
-            else:
-                raise KeyError('LongTailAccuracy needs pred_score or '
-                               'pred_label in the data samples')
             self.results.append(result)
 
-    def _require_counts(self) -> List[int]:
-        if self._class_counts is None:
-            raise ValueError(
-                'LongTailAccuracy has no class_counts: set '
-                'class_counts=[...] (training images per class) in the '
-                "metric config, or add dict(type='ClassCountsHook') to "
-                'custom_hooks to take them from the training dataset')
-        return self._class_counts
-
     def evaluate(self, size: int) -> dict:
-        """Check the counts on every rank, then evaluate as BaseMetric does.
+        """Check the counts on every rank (a refusal on the main process
+        alone would leave the others waiting), then evaluate as
+        ``BaseMetric`` does.
 
         Args:
             size (int): Length of the whole evaluation dataset.
@@ -207,18 +186,12 @@ class LongTailAccuracy(BaseMetric):
         Returns:
             dict: The metrics, keys prefixed.
         """
-        self._require_counts()
-        return super().evaluate(size)
-
-    def _num_classes(self, results: List[dict]) -> Optional[int]:
-        classes = (self.dataset_meta or {}).get('classes', None)
-        if classes:
-            return len(classes)
-        sizes = {r['num_classes'] for r in results if 'num_classes' in r}
-        if len(sizes) > 1:
+        if self._class_counts is None:
             raise ValueError(
-                f'pred_score sizes differ between images: {sorted(sizes)}')
-        return sizes.pop() if sizes else None
+                f'{_OWNER} has no class_counts: set class_counts=[...] in '
+                "the metric config, or add dict(type='ClassCountsHook') to "
+                'custom_hooks to count the training set.')
+        return super().evaluate(size)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Compute the metrics from the gathered per-image results.
@@ -230,46 +203,81 @@ class LongTailAccuracy(BaseMetric):
             dict: ``top{k}``, ``mean_class_acc`` and (non-empty groups only)
             ``many``, ``medium``, ``few``, in percent.
         """
-        counts = self._require_counts()
+        counts = self._class_counts
         if not results:
-            raise ValueError('LongTailAccuracy got no results to evaluate')
-        num_classes = self._num_classes(results)
-        if num_classes is not None and num_classes != len(counts):
-            raise ValueError(
-                f'class_counts has {len(counts)} entries but the model / '
-                f'dataset has {num_classes} classes')
-        gt = torch.tensor([r['gt_label'] for r in results])
-        bad = gt[(gt < 0) | (gt >= len(counts))]
-        if len(bad):
-            raise ValueError(
-                f'gt_label {int(bad[0])} is outside the {len(counts)} classes '
-                'of class_counts')
+            raise ValueError(f'{_OWNER} got no results to evaluate')
+        num_classes = len((self.dataset_meta or {}).get('classes') or ()) \
+            or max(r.get('num_classes', 0) for r in results)
+        if num_classes and num_classes != len(counts):
+            raise ValueError(f'class_counts has {len(counts)} entries but '
+                             f'the model / dataset has {num_classes} classes')
         width = min(r['pred_topk'].numel() for r in results)
-        preds = torch.stack([r['pred_topk'][:width] for r in results])
-        hits = preds == gt[:, None]
+        metrics = self.calculate(
+            torch.stack([r['pred_topk'][:width] for r in results]),
+            torch.tensor([r['gt_label'] for r in results]), counts,
+            self.topk, self.many_shot_thr, self.few_shot_thr)
+        del metrics['per_class']
+        return metrics
 
-        metrics = {}
-        for k in self.topk:
-            correct = hits[:, :k].any(dim=1).double()
-            metrics[f'top{k}'] = correct.mean().item() * 100
+    @staticmethod
+    def calculate(
+        pred: Union[torch.Tensor, np.ndarray, Sequence],
+        target: Union[torch.Tensor, np.ndarray, Sequence],
+        class_counts: Sequence[int],
+        topk: Sequence[int] = (1, ),
+        many_shot_thr: float = MANY_SHOT_THR,
+        few_shot_thr: float = FEW_SHOT_THR,
+    ) -> Dict[str, Union[float, torch.Tensor]]:
+        """The metrics of predicted labels, as mmpretrain's
+        ``Accuracy.calculate`` does for its own.
 
-        top1 = hits[:, 0].double()
-        num_per_class = torch.bincount(gt, minlength=len(counts)).double()
+        Args:
+            pred (torch.Tensor | np.ndarray | Sequence): The predicted labels:
+                ``(N, )`` top-1 labels, or ``(N, K)`` labels ranked best first
+                (e.g. ``score.topk(K).indices``), ``K >= max(topk)``.
+            target (torch.Tensor | np.ndarray | Sequence): The true labels,
+                ``(N, )``.
+            class_counts (Sequence[int]): Training images of every class;
+                its length is the number of classes.
+            topk (Sequence[int]): The k of the top-k accuracies.
+                Defaults to ``(1, )``.
+            many_shot_thr (float): See :func:`shot_groups`. Defaults to 100.
+            few_shot_thr (float): See :func:`shot_groups`. Defaults to 20.
+
+        Returns:
+            dict: In percent: ``top{k}`` for every k, ``mean_class_acc`` and
+            (non-empty groups only) ``many``, ``medium``, ``few`` as floats,
+            the averages running over the classes that have test images;
+            ``per_class``: a float64 tensor of the top-1 accuracy of every
+            class (NaN for a class without test images).
+
+        Raises:
+            ValueError: If a label of ``target`` is outside the classes.
+        """
+        num_classes = len(class_counts)
+        target = torch.as_tensor(target).long().flatten()
+        bad = target[(target < 0) | (target >= num_classes)]
+        if len(bad):
+            raise ValueError(f'gt_label {int(bad[0])} is outside the '
+                             f'{num_classes} classes of class_counts')
+        pred = torch.as_tensor(pred).reshape(len(target), -1)
+        hits = pred == target[:, None]
+        metrics = {
+            f'top{k}': hits[:, :k].any(dim=1).double().mean().item() * 100
+            for k in topk
+        }
+        num_per_class = torch.bincount(target, minlength=num_classes).double()
         correct_per_class = torch.bincount(
-            gt, weights=top1, minlength=len(counts))
+            target, weights=hits[:, 0].double(), minlength=num_classes)
+        per_class = correct_per_class / num_per_class  # 0 / 0 = NaN
         has_test = num_per_class > 0
-        per_class = torch.zeros(len(counts), dtype=torch.float64)
-        per_class[has_test] = correct_per_class[has_test] / num_per_class[
-            has_test]
         metrics['mean_class_acc'] = per_class[has_test].mean().item() * 100
-
-        groups = shot_groups(counts, self.many_shot_thr, self.few_shot_thr)
+        groups = shot_groups(class_counts, many_shot_thr, few_shot_thr)
         for name, classes in groups.items():
-            members = torch.zeros(len(counts), dtype=torch.bool)
-            members[classes] = True
-            members &= has_test
-            if members.any():
-                metrics[name] = per_class[members].mean().item() * 100
+            members = per_class[classes]
+            if has_test[classes].any():
+                metrics[name] = members[has_test[classes]].mean().item() * 100
+        metrics['per_class'] = per_class * 100
         return metrics
 
 

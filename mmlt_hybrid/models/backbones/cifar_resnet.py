@@ -9,6 +9,8 @@ from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...validation import check_int
+
 #: Channels of the three stages (He et al. 2016, section 4.2).
 STAGE_CHANNELS = (16, 32, 64)
 #: Strides of the three stages.
@@ -117,6 +119,9 @@ class CifarResNet(BaseBackbone):
 
     Returns (forward):
         tuple[Tensor]: one feature map per entry of ``out_indices``.
+
+    Raises:
+        ValueError: If a setting is outside what is written above.
     """
 
     num_stages = 3
@@ -141,20 +146,28 @@ class CifarResNet(BaseBackbone):
                          layer=['_BatchNorm', 'GroupNorm'])
                  ]):
         super().__init__(init_cfg=init_cfg)
-        if (not isinstance(depth, int) or isinstance(depth, bool)
-                or depth < 8 or (depth - 2) % 6 != 0):
+        owner = 'CifarResNet'
+        if type(depth) is not int or depth < 8 or (depth - 2) % 6:
             raise ValueError(
-                f'CifarResNet: depth={depth!r} is not allowed; depth must be '
-                '6n + 2 with n >= 1 (e.g. 20, 32, 44, 56, 110).')
-        if not isinstance(in_channels, int) or in_channels < 1:
-            raise ValueError(f'CifarResNet: in_channels={in_channels!r} must '
-                             'be a positive integer.')
-        self.out_indices = self._check_out_indices(out_indices)
-        if (not isinstance(frozen_stages, int)
-                or not -1 <= frozen_stages <= self.num_stages):
+                f'{owner}: depth={depth!r} is not allowed; it must be 6n + 2 '
+                'with n >= 1 (e.g. 20, 32, 44, 56, 110).')
+        check_int(owner, 'in_channels', in_channels)
+        indices = (out_indices, ) if isinstance(out_indices, int) else \
+            out_indices
+        stages = range(-self.num_stages, self.num_stages)
+        if not (isinstance(indices, Sequence) and indices and all(
+                type(i) is int and i in stages for i in indices)):
             raise ValueError(
-                f'CifarResNet: frozen_stages={frozen_stages!r} must be an '
-                f'integer in [-1, {self.num_stages}].')
+                f'{owner}: out_indices={out_indices!r} is not allowed; it must'
+                ' be a stage index (0, 1, 2, or -3, -2, -1 from the end) or a '
+                'non-empty sequence of them.')
+        self.out_indices = tuple(i % self.num_stages for i in indices)
+        if type(frozen_stages) is not int or \
+                frozen_stages not in range(-1, self.num_stages + 1):
+            raise ValueError(
+                f'{owner}: frozen_stages={frozen_stages!r} is not allowed; it '
+                f'must be an integer in [-1, {self.num_stages}] (-1 freezes '
+                'nothing).')
 
         self.depth = depth
         self.blocks_per_stage = (depth - 2) // 6
@@ -182,27 +195,7 @@ class CifarResNet(BaseBackbone):
             name = f'layer{i + 1}'
             self.add_module(name, nn.Sequential(*blocks))
             self.res_layers.append(name)
-        self.feat_dim = channels
         self._freeze_stages()
-
-    def _check_out_indices(self, out_indices) -> Tuple[int, ...]:
-        """Validate ``out_indices`` and turn negative indices positive."""
-        if isinstance(out_indices, int):
-            out_indices = (out_indices, )
-        if (not isinstance(out_indices, Sequence) or len(out_indices) == 0
-                or not all(isinstance(i, int) for i in out_indices)):
-            raise TypeError(
-                f'CifarResNet: out_indices={out_indices!r} must be a '
-                'non-empty sequence of integers.')
-        result = []
-        for index in out_indices:
-            if not -self.num_stages <= index < self.num_stages:
-                raise ValueError(
-                    f'CifarResNet: out_indices={tuple(out_indices)!r} holds '
-                    f'{index}; allowed stage indices are 0..'
-                    f'{self.num_stages - 1} (or -{self.num_stages}..-1).')
-            result.append(index % self.num_stages)
-        return tuple(result)
 
     def _freeze_stages(self) -> None:
         """Fix the parameters and statistics of the frozen stages."""

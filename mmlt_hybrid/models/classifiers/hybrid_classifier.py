@@ -8,6 +8,8 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from ...validation import check_choice
+
 
 def _split_rows(feats: Union[torch.Tensor, Sequence[torch.Tensor]],
                 index: int) -> Tuple:
@@ -58,8 +60,10 @@ class HybridClassifier(ImageClassifier):
         backbone: The backbone config, e.g. ``dict(type='CifarResNet')``.
         neck: The neck config, e.g. ``dict(type='GlobalAveragePooling')``.
         head: The classification head config, e.g.
-            ``dict(type='LinearClsHead', num_classes=10, in_channels=64)``.
-        feat_head: The feature head config, e.g. ``dict(type='SupConHead')``.
+            ``dict(type='LinearClsHead', num_classes=10, in_channels=64)``;
+            required (keyword).
+        feat_head: The feature head config (or module), e.g.
+            ``dict(type='SupConHead')``; required (keyword).
         pretrained: Checkpoint to initialise from. Defaults to None.
         train_cfg: Batch augmentations handed to the data preprocessor as
             ``batch_augments`` (as in ImageClassifier). Defaults to None.
@@ -89,25 +93,26 @@ class HybridClassifier(ImageClassifier):
     from row counts.
 
     Raises:
-        ValueError: If ``cls_input`` is unknown, a head is missing, the
-            heads' ``num_classes`` differ, or ``cls_input='uniform'`` comes
-            with a preprocessor that does not view single images.
+        TypeError: If ``head`` or ``feat_head`` is missing.
+        ValueError: If ``cls_input`` is unknown, the heads' ``num_classes``
+            differ, or ``cls_input='uniform'`` comes with a preprocessor
+            that does not view single images.
     """
 
     def __init__(self,
                  backbone: dict,
                  neck: Optional[dict] = None,
-                 head: Optional[dict] = None,
-                 feat_head: Optional[dict] = None,
+                 *,
+                 head: dict,
+                 feat_head: Union[dict, nn.Module],
                  pretrained: Optional[str] = None,
                  train_cfg: Optional[dict] = None,
                  cls_input: str = 'balanced',
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None):
-        if cls_input not in CLS_INPUTS:
-            raise ValueError(f'HybridClassifier: cls_input={cls_input!r} is '
-                             f'not allowed; choose from {CLS_INPUTS}.')
-        self.cls_input = cls_input
+        owner = 'HybridClassifier'
+        self.cls_input = check_choice(owner, 'cls_input', cls_input,
+                                      CLS_INPUTS)
         data_preprocessor = data_preprocessor or {}
         if isinstance(data_preprocessor, dict):
             data_preprocessor = dict(data_preprocessor)
@@ -128,29 +133,21 @@ class HybridClassifier(ImageClassifier):
         viewing = getattr(self.data_preprocessor, 'view_single_images', None)
         if cls_input == 'uniform' and viewing is not True:
             raise ValueError(
-                "HybridClassifier(cls_input='uniform') trains both heads on "
-                'the views of single images; its data_preprocessor '
-                f'({type(self.data_preprocessor).__name__}) has '
-                f'view_single_images={viewing!r}. Use HybridDataPreprocessor'
-                ' with view_single_images=True (the default in this mode) '
-                'and num_views set.')
-        if feat_head is None or head is None:
-            raise ValueError(
-                'HybridClassifier needs both `head` (the classifier) and '
-                '`feat_head` (the feature head, e.g. SupConHead), got '
-                f'head={head!r}, feat_head={feat_head!r}.')
-        if not isinstance(feat_head, nn.Module):
-            feat_head = MODELS.build(feat_head)
-        self.feat_head = feat_head
-
+                f"{owner}(cls_input='uniform'): data_preprocessor has "
+                f'view_single_images={viewing!r}; set view_single_images=True'
+                ' and num_views (HybridDataPreprocessor).')
+        self.feat_head = feat_head if isinstance(
+            feat_head, nn.Module) else MODELS.build(feat_head)
+        head_classes = getattr(self.head, 'num_classes', None)
         feat_classes = getattr(self.feat_head, 'num_classes', None)
-        cls_classes = getattr(self.head, 'num_classes', None)
-        if (feat_classes is not None and cls_classes is not None
-                and feat_classes != cls_classes):
+        classes = {head_classes, feat_classes} - {None}
+        if len(classes) > 1:
             raise ValueError(
-                f'HybridClassifier: feat_head.num_classes={feat_classes} '
-                f'does not match head.num_classes={cls_classes}; both must '
-                "be the dataset's number of classes.")
+                f'{owner}: feat_head.num_classes={feat_classes} differs from '
+                f"head.num_classes={head_classes}; set both to the dataset's.")
+        #: The heads' number of classes (None if neither has one), which
+        #: :meth:`check_train_labels` checks the labels against.
+        self.num_classes = classes.pop() if classes else None
 
         #: Weight of the feature loss, set by HybridTransitionHook.
         self.alpha: Optional[float] = None
@@ -167,18 +164,12 @@ class HybridClassifier(ImageClassifier):
         Raises:
             ValueError: Naming the first bad label and the allowed range.
         """
-        for name in ('head', 'feat_head'):
-            num_classes = getattr(getattr(self, name), 'num_classes', None)
-            if num_classes is None or len(labels) == 0:
-                continue
-            bad = labels[(labels < 0) | (labels >= num_classes)]
-            if len(bad):
-                raise ValueError(
-                    f'HybridClassifier: the training set has label '
-                    f'{int(bad[0])}, out of range for {name}.num_classes='
-                    f'{num_classes}; labels must be in [0, '
-                    f"{num_classes - 1}]. Set num_classes to the dataset's "
-                    'number of classes.')
+        bad = labels[(labels < 0) | (labels >= (self.num_classes or 0))]
+        if self.num_classes and len(bad):
+            raise ValueError(
+                f'HybridClassifier: training label {bad[0]} is out of range '
+                f"for the heads' num_classes={self.num_classes} (labels in "
+                f"[0, {self.num_classes - 1}]); set it to the dataset's.")
 
     def loss(self, inputs: Union[dict, List[torch.Tensor]],
              data_samples: Union[dict, List[DataSample]]) -> dict:
@@ -203,43 +194,33 @@ class HybridClassifier(ImageClassifier):
         Raises:
             RuntimeError: If ``alpha`` has not been set (no
                 HybridTransitionHook).
-            ValueError: If the batch does not have the layout of
-                ``cls_input``.
+            ValueError: If the batch is a dict (pairs) with
+                ``cls_input='uniform'`` or not a dict with ``'balanced'``.
         """
         if self.alpha is None:
-            raise RuntimeError(
-                'HybridClassifier.alpha is not set. Add '
-                "dict(type='HybridTransitionHook') to custom_hooks in the "
-                'config; it sets the weight alpha of the feature loss before '
-                'every epoch (or iteration).')
-        if self.cls_input == 'uniform':
-            if not isinstance(inputs, (list, tuple)):
-                raise ValueError(
-                    "HybridClassifier(cls_input='uniform') trains on the "
-                    'views of single images, a list of V (N, C, H, W) '
-                    f'tensors; got {type(inputs).__name__}. Use '
-                    "train_dataloader.sampler=dict(type='DefaultSampler', "
-                    'shuffle=True), not ClassBalancedPairSampler, or set '
-                    "model.cls_input='balanced'.")
-            views, uniform = list(inputs), list(data_samples)
-            uniform_feats = cls_feats = self.extract_feat(torch.cat(views))
-            cls_samples = uniform * len(views)
-        elif not isinstance(inputs, dict) or inputs.get('balanced') is None:
+            raise RuntimeError('HybridClassifier.alpha is not set; add '
+                               "dict(type='HybridTransitionHook') to "
+                               'custom_hooks.')
+        # What the preprocessor makes of the sampler's batch: a dict of
+        # (uniform, balanced) pairs, or a list of the views of single images.
+        pairs = isinstance(inputs, dict)
+        if pairs != (self.cls_input == 'balanced'):
             raise ValueError(
-                "HybridClassifier(cls_input='balanced'): the training batch "
-                'has no class-balanced part (got inputs of type '
-                f'{type(inputs).__name__}). The classifier branch trains on '
-                'class-balanced samples: use train_dataloader.sampler='
-                "dict(type='ClassBalancedPairSampler') with train_dataloader"
-                ".dataset=dict(type='HybridPairDataset', ...); a "
-                'DefaultSampler yields single samples (for those, set '
-                "model.cls_input='uniform').")
-        else:
+                f'HybridClassifier(cls_input={self.cls_input!r}): the batch '
+                f"has {'pairs' if pairs else 'no class-balanced part'}; "
+                "'uniform' takes views of single images (DefaultSampler), "
+                "'balanced' pairs of ClassBalancedPairSampler + "
+                'HybridPairDataset.')
+        if self.cls_input == 'balanced':
             views, uniform = list(inputs['views']), data_samples['uniform']
             uniform_rows = sum(view.shape[0] for view in views)
             feats = self.extract_feat(torch.cat(views + [inputs['balanced']]))
             uniform_feats, cls_feats = _split_rows(feats, uniform_rows)
             cls_samples = data_samples['balanced']
+        else:
+            views, uniform = list(inputs), list(data_samples)
+            uniform_feats = cls_feats = self.extract_feat(torch.cat(views))
+            cls_samples = uniform * len(views)
         # Every view of an image is one more row with the image's label.
         labels = torch.cat([sample.gt_label.reshape(-1)
                             for sample in uniform]).repeat(len(views))

@@ -6,7 +6,8 @@ from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ..losses.logit_adjusted_loss import ClassPriorMixin, check_tau
+from ...validation import check_number
+from ..losses.logit_adjusted_loss import ClassPriorMixin
 
 
 @MODELS.register_module()
@@ -51,8 +52,8 @@ class LogitAdjustedLinearClsHead(ClassPriorMixin, LinearClsHead):
                  **kwargs) -> None:
         super().__init__(
             num_classes=num_classes, in_channels=in_channels, **kwargs)
-        self.posthoc_tau = check_tau('posthoc_tau', posthoc_tau,
-                                     type(self).__name__)
+        self.posthoc_tau = check_number(
+            type(self).__name__, 'posthoc_tau', posthoc_tau, low=0)
         self._init_class_counts(class_counts)
 
     def predict(

@@ -5,8 +5,8 @@ buffer (saved in checkpoints) and follows the class-counts protocol of
 :class:`~mmlt_hybrid.engine.hooks.ClassCountsHook`, which fills counts that
 the config leaves out from the training set.
 """
-import math
-from typing import Optional, Sequence
+import numbers
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -14,39 +14,24 @@ from mmpretrain.models.losses.cross_entropy_loss import (cross_entropy,
                                                          soft_cross_entropy)
 from mmpretrain.registry import MODELS
 
-
-def check_tau(name: str, value, owner: str) -> float:
-    """Return ``value`` as a float if it is a finite number >= 0.
-
-    Raises:
-        TypeError: If the value is not a real number.
-        ValueError: If it is negative or not finite.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f'{owner}: {name}={value!r} must be a number >= 0.')
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f'{owner}: {name}={value!r} is not allowed; it must '
-                         'be a finite number >= 0 (0 disables it).')
-    return float(value)
+from ...validation import check_number
 
 
-def check_class_counts(counts, owner: str) -> list:
-    """Return ``counts`` as a list of ints if every one is an int > 0.
+def check_class_counts(owner: str, counts) -> List[int]:
+    """Return ``counts`` as a list of ints if it holds one integer > 0 per
+    class.
 
     Raises:
-        TypeError: If ``counts`` is not a sequence of integers.
-        ValueError: If it is empty or a count is not positive.
+        ValueError: If it does not.
     """
-    if (isinstance(counts, (str, bytes)) or not hasattr(counts, '__len__')
-            or any(isinstance(c, bool) or int(c) != c for c in counts)):
-        raise TypeError(f'{owner}: class_counts={counts!r} must be a list of '
-                        'integers (training images per class).')
-    if len(counts) == 0 or min(counts) <= 0:
+    if not (hasattr(counts, '__len__') and len(counts) and all(
+            isinstance(c, numbers.Integral) and not isinstance(c, bool)
+            and c > 0 for c in counts)):
         raise ValueError(
-            f'{owner}: class_counts={list(counts)!r} is not allowed; it needs '
-            'one count > 0 per class (a class without training images has '
-            'no prior). Give every class at least one training image, or '
-            'give class_counts=[...] yourself.')
+            f'{owner}: class_counts={counts!r} is not allowed; it must be one'
+            ' integer > 0 per class, its training images (a class without '
+            'any has no prior): give every class a training image, or give '
+            'class_counts=[...] yourself.')
     return [int(c) for c in counts]
 
 
@@ -64,9 +49,8 @@ class ClassPriorMixin:
     """
 
     def _init_class_counts(self, class_counts: Optional[Sequence[int]]):
-        owner = type(self).__name__
         counts = [] if class_counts is None else check_class_counts(
-            class_counts, owner)
+            type(self).__name__, class_counts)
         self.register_buffer('class_counts',
                              torch.tensor(counts, dtype=torch.int64))
         #: Whether ClassCountsHook should fill the counts (none given).
@@ -78,7 +62,7 @@ class ClassPriorMixin:
         Args:
             counts (Sequence[int]): Training images per class, all > 0.
         """
-        counts = check_class_counts(counts, type(self).__name__)
+        counts = check_class_counts(type(self).__name__, counts)
         self.class_counts = torch.tensor(
             counts, dtype=torch.int64, device=self.class_counts.device)
 
@@ -95,21 +79,16 @@ class ClassPriorMixin:
         Raises:
             ValueError: If there are no counts, or not C of them.
         """
-        counts, owner = self.class_counts, type(self).__name__
-        if counts.numel() == 0:
+        counts, num_classes = self.class_counts, scores.shape[-1]
+        if counts.numel() != num_classes:
+            got = f'class_counts has {counts.numel()} classes' \
+                if counts.numel() else 'no class counts'
             raise ValueError(
-                f'{owner}: no class counts (class_counts=None in its config '
-                'and none were filled in). tools/train.py and tools/test.py '
-                'add ClassCountsHook, which fills them from the training set '
-                'before training, and checkpoints carry them; with a plain '
-                "Runner add dict(type='ClassCountsHook') to custom_hooks, or "
-                f'give class_counts=[...] (training images per class) in the '
-                f'{owner} config.')
-        if counts.numel() != scores.shape[-1]:
-            raise ValueError(
-                f'{owner}: class_counts has {counts.numel()} classes but the '
-                f'scores have {scores.shape[-1]}; give one count per class '
-                "of the head's num_classes.")
+                f'{type(self).__name__}: {got} but the scores have '
+                f'{num_classes} classes; ClassCountsHook fills them from the '
+                'training set (tools/train.py and tools/test.py add it, a '
+                "plain Runner needs dict(type='ClassCountsHook') in "
+                'custom_hooks), or give class_counts=[...], one per class.')
         dtype = torch.promote_types(scores.dtype, torch.float32)
         counts = counts.to(device=scores.device, dtype=dtype)
         return counts.log() - counts.sum().log()
@@ -148,8 +127,8 @@ class LogitAdjustedLoss(ClassPriorMixin, nn.Module):
         loss_weight (float): Weight of the loss. Defaults to 1.0.
 
     Raises:
-        TypeError, ValueError: At construction for a bad ``tau`` or
-            ``class_counts``; at the first forward when no counts arrived.
+        ValueError: At construction for a bad ``tau`` or ``class_counts``;
+            at the first forward when no counts arrived.
     """
 
     def __init__(self,
@@ -158,7 +137,7 @@ class LogitAdjustedLoss(ClassPriorMixin, nn.Module):
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
         super().__init__()
-        self.tau = check_tau('tau', tau, type(self).__name__)
+        self.tau = check_number(type(self).__name__, 'tau', tau, low=0)
         self.reduction = reduction
         self.loss_weight = loss_weight
         self._init_class_counts(class_counts)

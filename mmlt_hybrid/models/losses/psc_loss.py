@@ -1,45 +1,16 @@
 """Prototypical supervised contrastive loss (Wang et al., CVPR 2021)."""
-import math
 from typing import Optional
 
 import torch
 import torch.nn as nn
 from mmpretrain.registry import MODELS
 
+from ...validation import check_choice, check_int, check_number
 from ..utils.step_rng import step_generator
 from .gather import global_mean
-from .supcon_loss import check_features_labels, check_temperature
+from .utils import check_features_labels, log_sum_exp, loss_dtype
 
 DENOMINATORS = ('negatives', 'all')
-
-
-def check_num_negatives(num_negatives, num_classes: Optional[int],
-                        owner: str) -> Optional[int]:
-    """Validate the number of sampled negative prototypes.
-
-    Args:
-        num_negatives: None (use all negatives) or an int K >= 1.
-        num_classes: The number of classes C if known; then K <= C - 1 is
-            required.
-        owner: Class name, for the error message.
-
-    Returns:
-        The value.
-    """
-    if num_negatives is None:
-        return None
-    if isinstance(num_negatives, bool) or not isinstance(num_negatives, int):
-        raise TypeError(f'{owner}: num_negatives={num_negatives!r} must be '
-                        'None (all negatives) or a positive integer.')
-    if num_negatives < 1:
-        raise ValueError(f'{owner}: num_negatives={num_negatives} must be '
-                         '>= 1 (or None for all negatives).')
-    if num_classes is not None and num_negatives > num_classes - 1:
-        raise ValueError(
-            f'{owner}: num_negatives={num_negatives} is larger than the '
-            f'{num_classes - 1} negative prototypes available with '
-            f'num_classes={num_classes}; it must be <= num_classes - 1.')
-    return num_negatives
 
 
 @MODELS.register_module()
@@ -79,9 +50,14 @@ class PSCLoss(nn.Module):
             uses 0.1 on CIFAR-100 and 1.0 on CIFAR-10).
         denominator: ``'negatives'`` or ``'all'``. Defaults to
             ``'negatives'``.
-        num_negatives: K sampled negatives per row, or None for all of them.
-            Defaults to None.
-        loss_weight: Factor on the loss. Defaults to 1.0.
+        num_negatives: K sampled negatives per row (1 <= K <= C - 1), or
+            None for all of them. Defaults to None.
+        loss_weight: Factor on the loss, a finite number. Defaults to 1.0.
+
+    Raises:
+        ValueError: At construction for a setting out of its range; in
+            :meth:`forward` for inputs of the wrong shape or dtype, or fewer
+            than ``max(2, K + 1)`` prototypes.
     """
 
     def __init__(self,
@@ -90,21 +66,14 @@ class PSCLoss(nn.Module):
                  num_negatives: Optional[int] = None,
                  loss_weight: float = 1.0):
         super().__init__()
-        self.temperature = check_temperature('temperature', temperature,
-                                             'PSCLoss')
-        if denominator not in DENOMINATORS:
-            raise ValueError(
-                f'PSCLoss: denominator={denominator!r} is not allowed; '
-                f'choose from {DENOMINATORS}.')
-        self.denominator = denominator
-        self.num_negatives = check_num_negatives(num_negatives, None,
-                                                 'PSCLoss')
-        if isinstance(loss_weight, bool) or not isinstance(
-                loss_weight, (int, float)) or not math.isfinite(loss_weight):
-            raise ValueError(
-                f'PSCLoss: loss_weight={loss_weight!r} must be a finite '
-                'number.')
-        self.loss_weight = float(loss_weight)
+        owner = 'PSCLoss'
+        self.temperature = check_number(
+            owner, 'temperature', temperature, low=0, low_open=True)
+        self.denominator = check_choice(owner, 'denominator', denominator,
+                                        DENOMINATORS)
+        self.num_negatives = check_int(
+            owner, 'num_negatives', num_negatives, optional=True)
+        self.loss_weight = check_number(owner, 'loss_weight', loss_weight)
 
     @staticmethod
     def sample_negatives(labels: torch.Tensor, num_classes: int,
@@ -147,23 +116,19 @@ class PSCLoss(nn.Module):
         Returns:
             Tensor: The scalar loss.
         """
-        check_features_labels(features, labels, 'PSCLoss')
-        if (not isinstance(prototypes, torch.Tensor) or prototypes.dim() != 2
-                or prototypes.shape[1] != features.shape[1]):
-            shape = tuple(prototypes.shape) if isinstance(
-                prototypes, torch.Tensor) else type(prototypes).__name__
-            raise ValueError(
-                'PSCLoss: prototypes must be a 2-d tensor (C, d) with d = '
-                f'{features.shape[1]} (the feature width), got {shape}.')
+        check_features_labels('PSCLoss', features, labels)
         num_classes = prototypes.shape[0]
-        if num_classes < 2:
+        # Shapes only (the loss's one input check): the labels' range is
+        # checked before training (HybridClassifier.check_train_labels).
+        if (prototypes.dim() != 2 or prototypes.shape[1] != features.shape[1]
+                or num_classes <= (self.num_negatives or 1)):
             raise ValueError(
-                f'PSCLoss: needs at least 2 prototypes, got {num_classes}.')
-        check_num_negatives(self.num_negatives, num_classes, 'PSCLoss')
+                f'PSCLoss: prototypes must be (C, d) with d = '
+                f'{features.shape[1]} (the feature width) and C >= 2 classes, '
+                f'C - 1 >= num_negatives={self.num_negatives} when that is '
+                f'set; got prototypes {tuple(prototypes.shape)}.')
         labels = labels.to(features.device).long()
-        dtype = torch.promote_types(features.dtype, prototypes.dtype)
-        if dtype in (torch.float16, torch.bfloat16):
-            dtype = torch.float32
+        dtype = loss_dtype(features, prototypes)
         with torch.autocast(device_type=features.device.type, enabled=False):
             logits = features.to(dtype) @ prototypes.to(dtype).t() / \
                 self.temperature
@@ -179,12 +144,8 @@ class PSCLoss(nn.Module):
             if self.denominator == 'all':
                 negative_logits = torch.cat([negative_logits, positive],
                                             dim=1)
-            row_max = negative_logits.max(dim=1, keepdim=True).values.detach()
-            log_denominator = torch.log(
-                torch.exp(negative_logits - row_max).sum(
-                    dim=1, keepdim=True)) + row_max
             # With no rows (possible on one rank) the sum is a zero joined
             # to the graph.
-            loss = global_mean((log_denominator - positive).sum(),
+            loss = global_mean((log_sum_exp(negative_logits) - positive).sum(),
                                logits.new_full((), labels.shape[0]))
         return self.loss_weight * loss

@@ -1,57 +1,14 @@
 """Supervised contrastive loss (Khosla et al. 2020, the L_out form)."""
-import math
 from typing import Optional
 
 import torch
 import torch.nn as nn
 from mmpretrain.registry import MODELS
 
+from ...validation import check_number
 from .gather import (all_gather_no_grad, all_gather_with_grad, global_mean,
                      is_distributed)
-
-
-def check_temperature(name: str, value, owner: str) -> float:
-    """Return ``value`` as a float if it is a finite number > 0.
-
-    Args:
-        name: Name of the argument, for the error message.
-        value: The value to check.
-        owner: Class name, for the error message.
-
-    Returns:
-        float: The value.
-
-    Raises:
-        TypeError: If the value is not a real number.
-        ValueError: If it is not finite or not positive.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f'{owner}: {name}={value!r} must be a number > 0.')
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(
-            f'{owner}: {name}={value!r} is not allowed; it must be a finite '
-            'number > 0.')
-    return float(value)
-
-
-def check_features_labels(features: torch.Tensor, labels: torch.Tensor,
-                          owner: str) -> None:
-    """Check that ``features`` is (M, d) and ``labels`` is (M,) integer."""
-    if not isinstance(features, torch.Tensor) or features.dim() != 2:
-        shape = tuple(features.shape) if isinstance(
-            features, torch.Tensor) else type(features).__name__
-        raise ValueError(
-            f'{owner}: features must be a 2-d tensor (M, d), got {shape}.')
-    if (not isinstance(labels, torch.Tensor) or labels.dim() != 1
-            or labels.shape[0] != features.shape[0]):
-        shape = tuple(labels.shape) if isinstance(
-            labels, torch.Tensor) else type(labels).__name__
-        raise ValueError(
-            f'{owner}: labels must be a 1-d tensor with one label per row of '
-            f'features ({features.shape[0]}), got {shape}.')
-    if labels.is_floating_point() or labels.is_complex():
-        raise TypeError(
-            f'{owner}: labels must be an integer tensor, got {labels.dtype}.')
+from .utils import check_features_labels, log_sum_exp, loss_dtype
 
 
 @MODELS.register_module()
@@ -96,7 +53,12 @@ class SupConLoss(nn.Module):
             factor).
         gather_distributed: Gather the embeddings of all ranks into the
             contrast set when a process group is running. Defaults to True.
-        loss_weight: Factor on the loss. Defaults to 1.0.
+        loss_weight: Factor on the loss, a finite number. Defaults to 1.0.
+
+    Raises:
+        ValueError: At construction for a setting out of its range; in
+            :meth:`forward` for features or labels of the wrong shape or
+            dtype.
     """
 
     def __init__(self,
@@ -105,18 +67,14 @@ class SupConLoss(nn.Module):
                  gather_distributed: bool = True,
                  loss_weight: float = 1.0):
         super().__init__()
-        self.temperature = check_temperature('temperature', temperature,
-                                             'SupConLoss')
+        owner = 'SupConLoss'
+        self.temperature = check_number(
+            owner, 'temperature', temperature, low=0, low_open=True)
         self.base_temperature = None if base_temperature is None else \
-            check_temperature('base_temperature', base_temperature,
-                              'SupConLoss')
-        if isinstance(loss_weight, bool) or not isinstance(
-                loss_weight, (int, float)) or not math.isfinite(loss_weight):
-            raise ValueError(
-                f'SupConLoss: loss_weight={loss_weight!r} must be a finite '
-                'number.')
+            check_number(owner, 'base_temperature', base_temperature, low=0,
+                         low_open=True)
         self.gather_distributed = bool(gather_distributed)
-        self.loss_weight = float(loss_weight)
+        self.loss_weight = check_number(owner, 'loss_weight', loss_weight)
 
     def forward(self, features: torch.Tensor,
                 labels: torch.Tensor) -> torch.Tensor:
@@ -130,12 +88,10 @@ class SupConLoss(nn.Module):
         Returns:
             Tensor: The scalar loss.
         """
-        check_features_labels(features, labels, 'SupConLoss')
+        check_features_labels('SupConLoss', features, labels)
         labels = labels.to(features.device)
-        # Exponentials and counts need more than half precision: compute in
-        # float32 (or float64 when given) outside any autocast region.
-        if features.dtype in (torch.float16, torch.bfloat16):
-            features = features.float()
+        # float32 (or float64 when given), outside any autocast region.
+        features = features.to(loss_dtype(features))
         with torch.autocast(device_type=features.device.type, enabled=False):
             return self.loss_weight * self._loss(features, labels)
 
@@ -169,11 +125,8 @@ class SupConLoss(nn.Module):
         if num_global <= 1:
             return contrast.sum() * 0.0
         logits = features @ contrast.t() / self.temperature
-        masked = logits.masked_fill(self_mask, float('-inf'))
-        row_max = masked.max(dim=1, keepdim=True).values.detach()
-        log_denominator = torch.log(
-            torch.exp(masked - row_max).sum(dim=1, keepdim=True)) + row_max
-        log_prob = logits - log_denominator
+        log_prob = logits - log_sum_exp(
+            logits.masked_fill(self_mask, float('-inf')))
         mean_log_prob_pos = (log_prob * pos_mask).sum(dim=1) / \
             num_pos.clamp(min=1).to(features.dtype)
         per_anchor = -mean_log_prob_pos * valid

@@ -24,6 +24,7 @@ Example:
     ... ])
     >>> imgs = apply_batch_transforms(transforms, imgs, generator)
 """
+import math
 import numbers
 from typing import Callable, List, Optional, Sequence, Union
 
@@ -32,6 +33,8 @@ from torch import Tensor
 
 from mmpretrain.models.utils.batch_augments import Mixup, RandomBatchAugment
 from mmpretrain.registry import BATCH_AUGMENTS
+
+from ...validation import check, check_choice, check_number
 
 
 class BaseBatchTransform:
@@ -88,21 +91,12 @@ class BaseBatchTransform:
         Returns:
             Tensor: Transformed images, of the dtype of ``imgs``.
         """
-        name = type(self).__name__
-        if generator is not None and not isinstance(generator,
-                                                    torch.Generator):
+        if not isinstance(generator, (torch.Generator, type(None))):
+            # Called as a batch augment, with (inputs, batch_score).
             raise TypeError(
-                f'{name} takes (images, generator) with generator a '
-                f'torch.Generator or None, got {type(generator).__name__} '
-                'as generator. Batch transforms belong in '
-                "HybridDataPreprocessor's `batch_transforms`, not in "
-                "ClsDataPreprocessor's `batch_augments` (whose call passes "
-                '(inputs, batch_score)).')
-        if not isinstance(imgs, Tensor) or imgs.dim() != 4 or not (
-                imgs.dtype == torch.uint8 or imgs.is_floating_point()):
-            raise TypeError(
-                f'{name} expects images as a uint8 or floating tensor of '
-                f'shape (B, C, H, W), got {_describe(imgs)}')
+                f'{type(self).__name__}: got {type(generator).__name__} as '
+                'generator; batch transforms belong in HybridDataPreprocessor'
+                "'s `batch_transforms`, not in `batch_augments`.")
         params = self.sample_params(imgs.shape[0], imgs.device, generator)
         return self.apply(imgs, params)
 
@@ -152,9 +146,9 @@ class BatchRandomCrop(BaseBatchTransform):
                  crop_size: Union[int, Sequence[int]],
                  padding: Optional[Union[int, Sequence[int]]] = None,
                  pad_val: Union[numbers.Number, Sequence[numbers.Number]] = 0):
-        self.crop_size = _check_crop_size(crop_size)
-        self.padding = _check_padding(padding)
-        self.pad_val = _check_pad_val(pad_val)
+        self.crop_size = _int_pair(self, 'crop_size', crop_size)
+        self.padding = _padding(padding)
+        self.pad_val = _pad_val(self, pad_val)
 
     def sample_params(self, batch_size, device, generator=None) -> dict:
         """Draw the position of every image's crop.
@@ -208,11 +202,8 @@ class BatchRandomCrop(BaseBatchTransform):
         inside = (((rows >= 0) & (rows < h))[:, None, :, None]
                   & ((cols >= 0) & (cols < w))[:, None, None, :])
         if isinstance(self.pad_val, tuple):
-            if len(self.pad_val) != c:
-                raise ValueError(
-                    f'BatchRandomCrop: pad_val={self.pad_val} has '
-                    f'{len(self.pad_val)} values but the images have {c} '
-                    'channels')
+            check('BatchRandomCrop', 'pad_val', self.pad_val,
+                  len(self.pad_val) == c, f'one value per channel ({c})')
             fill = torch.stack([out.new_full((), v)
                                 for v in self.pad_val]).view(1, c, 1, 1)
         else:
@@ -235,12 +226,9 @@ class BatchRandomFlip(BaseBatchTransform):
     _repr_keys = ('prob', 'direction')
 
     def __init__(self, prob: float = 0.5, direction: str = 'horizontal'):
-        self.prob = _check_prob(self, prob)
-        if direction not in ('horizontal', 'vertical'):
-            raise ValueError(
-                f'BatchRandomFlip: direction={direction!r} is not allowed; '
-                "it must be 'horizontal' or 'vertical'.")
-        self.direction = direction
+        self.prob = _prob(self, prob)
+        self.direction = check_choice('BatchRandomFlip', 'direction',
+                                      direction, ('horizontal', 'vertical'))
 
     def sample_params(self, batch_size, device, generator=None) -> dict:
         """Draw which images are flipped.
@@ -281,14 +269,17 @@ class BatchRandomGrayscale(BaseBatchTransform):
                  prob: float = 0.1,
                  keep_channels: bool = True,
                  channel_weights: Sequence[float] = (1., 1., 1.)):
-        self.prob = _check_prob(self, prob)
-        if keep_channels is not True:
-            raise ValueError(
-                f'BatchRandomGrayscale: keep_channels={keep_channels!r} is '
-                'not allowed; it must be True (all images of a batch keep '
-                'their number of channels).')
-        self.keep_channels = keep_channels
-        self.channel_weights = _check_channel_weights(channel_weights)
+        owner = 'BatchRandomGrayscale'
+        self.prob = _prob(self, prob)
+        # Every image of a batch keeps its number of channels.
+        self.keep_channels = check(owner, 'keep_channels', keep_channels,
+                                   keep_channels is True, 'True')
+        self.channel_weights = tuple(
+            float(w) for w in check(
+                owner, 'channel_weights', channel_weights,
+                _numbers(channel_weights) and min(channel_weights) >= 0
+                and sum(channel_weights) > 0, 'non-negative numbers, one '
+                'per channel, with a positive sum'))
         total = sum(self.channel_weights)
         self._normalised = [w / total for w in self.channel_weights]
 
@@ -304,11 +295,9 @@ class BatchRandomGrayscale(BaseBatchTransform):
         channels = imgs.shape[1]
         if channels == 1:
             return imgs
-        if channels != len(self._normalised):
-            raise ValueError(
-                'BatchRandomGrayscale: channel_weights='
-                f'{self.channel_weights} has {len(self._normalised)} weights '
-                f'but the images have {channels} channels')
+        check('BatchRandomGrayscale', 'channel_weights',
+              self.channel_weights, channels == len(self._normalised),
+              f'one weight per channel ({channels})')
         gray = sum(w * imgs[:, c].double()
                    for c, w in enumerate(self._normalised))
         gray = gray.to(imgs.dtype)[:, None].expand_as(imgs)
@@ -365,11 +354,11 @@ class BatchColorJitter(BaseBatchTransform):
                  saturation: Union[float, Sequence[float]] = 0.,
                  hue: Union[float, Sequence[float]] = 0.,
                  prob: float = 1.0):
-        self.brightness = _check_jitter_range(brightness, 'brightness')
-        self.contrast = _check_jitter_range(contrast, 'contrast')
-        self.saturation = _check_jitter_range(saturation, 'saturation')
-        self.hue = _check_jitter_range(hue, 'hue')
-        self.prob = _check_prob(self, prob)
+        self.brightness = _jitter_range(brightness, 'brightness')
+        self.contrast = _jitter_range(contrast, 'contrast')
+        self.saturation = _jitter_range(saturation, 'saturation')
+        self.hue = _jitter_range(hue, 'hue')
+        self.prob = _prob(self, prob)
 
     def sample_params(self, batch_size, device, generator=None) -> dict:
         """Draw every image's factors, order of the ops and whether it is
@@ -399,9 +388,8 @@ class BatchColorJitter(BaseBatchTransform):
         return params
 
     def apply(self, imgs: Tensor, params: dict) -> Tensor:
-        if imgs.shape[1] != 3:
-            raise ValueError('BatchColorJitter expects 3-channel (BGR) '
-                             f'images, got {imgs.shape[1]} channels')
+        check('BatchColorJitter', 'images of shape', tuple(imgs.shape),
+              imgs.shape[1] == 3, '3-channel (BGR) images')
         quantise = imgs.dtype == torch.uint8
         x = imgs.to(torch.promote_types(imgs.dtype, torch.float32))
         adjust = dict(
@@ -488,30 +476,22 @@ def build_batch_transforms(
     Returns:
         list[Callable]: The transforms, in order.
     """
-    if cfgs is None:
-        return []
-    if isinstance(cfgs, (dict, str)) or not isinstance(cfgs, Sequence):
+    if isinstance(cfgs, (dict, str)) or not isinstance(
+            cfgs, (Sequence, type(None))):
         raise TypeError('batch_transforms must be a list of transform '
                         f'configs or callables, got {_describe(cfgs)}')
-    transforms = []
-    for i, cfg in enumerate(cfgs):
-        if isinstance(cfg, dict):
-            if 'type' not in cfg:
-                raise KeyError(f"batch_transforms[{i}]={cfg!r} has no 'type'")
-            transform = BATCH_AUGMENTS.build(cfg)
-            if isinstance(transform, (Mixup, RandomBatchAugment)):
-                raise TypeError(
-                    f"batch_transforms[{i}]: {cfg['type']} is a batch "
-                    'augment, called with (inputs, batch_score); put it in '
-                    "ClsDataPreprocessor's `batch_augments`, not in "
-                    '`batch_transforms`.')
-        elif callable(cfg):
-            transform = cfg
-        else:
+    transforms = [
+        BATCH_AUGMENTS.build(cfg) if isinstance(cfg, dict) else cfg
+        for cfg in cfgs or []
+    ]
+    for i, transform in enumerate(transforms):
+        if isinstance(transform, (Mixup, RandomBatchAugment)) or not callable(
+                transform):
             raise TypeError(
-                f'batch_transforms[{i}] must be a config dict with a '
-                f"'type' or a callable, got {_describe(cfg)}")
-        transforms.append(transform)
+                f'batch_transforms[{i}]={cfgs[i]!r}: a batch transform config '
+                '(a dict with a registered type) or a callable f(images, '
+                'generator) is allowed; Mixup and CutMix belong in '
+                '`batch_augments`.')
     return transforms
 
 
@@ -546,94 +526,59 @@ def _describe(value) -> str:
     return f'{type(value).__name__}: {value!r}'
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+def _numbers(value) -> bool:
+    """Whether ``value`` is a non-empty sequence of real numbers."""
+    return isinstance(value, Sequence) and len(value) > 0 and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool)
+        for v in value)
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+def _prob(transform, prob) -> float:
+    return check_number(type(transform).__name__, 'prob', prob, 0, 1)
 
 
-def _check_prob(transform, prob) -> float:
-    if not (_is_number(prob) and 0 <= prob <= 1):
-        raise ValueError(f'{type(transform).__name__}: prob={prob!r} is not '
-                         'allowed; it must be a number in [0, 1].')
-    return float(prob)
+def _int_pair(transform, key: str, value) -> tuple:
+    """``s`` or ``(h, w)`` as ``(h, w)``, positive ints."""
+    pair = (value, value) if isinstance(value, numbers.Integral) else value
+    check(type(transform).__name__, key, value,
+          _numbers(pair) and len(pair) == 2 and all(
+              isinstance(s, numbers.Integral) and s > 0 for s in pair),
+          'a positive int or a pair (h, w) of positive ints')
+    return tuple(int(s) for s in pair)
 
 
-def _check_crop_size(crop_size) -> tuple:
-    size = (crop_size, crop_size) if _is_int(crop_size) else crop_size
-    if not (isinstance(size, Sequence) and len(size) == 2
-            and all(_is_int(s) and s > 0 for s in size)):
-        raise ValueError(
-            f'BatchRandomCrop: crop_size={crop_size!r} is not allowed; it '
-            'must be a positive int or a pair (h, w) of positive ints.')
-    return tuple(size)
-
-
-def _check_padding(padding) -> tuple:
+def _padding(padding) -> tuple:
     """``padding`` as ``(left, top, right, bottom)``, as mmcv.impad reads
     it."""
-    if padding is None:
-        return (0, 0, 0, 0)
-    if _is_int(padding):
-        pads = (padding, ) * 4
-    elif isinstance(padding, Sequence) and len(padding) == 2:
-        pads = tuple(padding) * 2
-    elif isinstance(padding, Sequence) and len(padding) == 4:
-        pads = tuple(padding)
-    else:
-        pads = None
-    if pads is None or not all(_is_int(p) and p >= 0 for p in pads):
-        raise ValueError(
-            f'BatchRandomCrop: padding={padding!r} is not allowed; it must '
-            'be a non-negative int, or 2 or 4 of them (left/right, '
-            'top/bottom or left, top, right, bottom), or None.')
+    pads = (0, ) * 4 if padding is None else (padding, ) * 4 if _numbers(
+        [padding]) else tuple(padding) * (4 // len(padding)) if _numbers(
+            padding) and len(padding) in (2, 4) else ()
+    check('BatchRandomCrop', 'padding', padding,
+          len(pads) == 4 and all(
+              isinstance(p, numbers.Integral) and p >= 0 for p in pads),
+          'None, a non-negative int, or 2 or 4 of them (left/right, '
+          'top/bottom or left, top, right, bottom)')
     return pads
 
 
-def _check_pad_val(pad_val):
-    if _is_number(pad_val):
-        return pad_val
-    if (isinstance(pad_val, Sequence) and len(pad_val) > 0
-            and all(_is_number(v) for v in pad_val)):
-        return tuple(pad_val)
-    raise ValueError(
-        f'BatchRandomCrop: pad_val={pad_val!r} is not allowed; it must be a '
-        'number or a sequence of numbers (one per channel).')
+def _pad_val(transform, pad_val):
+    """A number, or a tuple of numbers (one per channel)."""
+    check(type(transform).__name__, 'pad_val', pad_val,
+          _numbers([pad_val]) or _numbers(pad_val),
+          'a number or a sequence of numbers (one per channel)')
+    return pad_val if _numbers([pad_val]) else tuple(pad_val)
 
 
-def _check_channel_weights(weights) -> tuple:
-    if not (isinstance(weights, Sequence) and len(weights) > 0
-            and all(_is_number(w) and w >= 0 for w in weights)
-            and sum(weights) > 0):
-        raise ValueError(
-            f'BatchRandomGrayscale: channel_weights={weights!r} is not '
-            'allowed; it must be a sequence of non-negative numbers, one '
-            'per channel, with a positive sum.')
-    return tuple(float(w) for w in weights)
-
-
-def _check_jitter_range(value, name) -> Optional[tuple]:
+def _jitter_range(value, name) -> Optional[tuple]:
     """The range ``(min, max)`` of a factor of :class:`BatchColorJitter`, or
     None if the op is off."""
-    if name == 'hue':
-        center, low_bound, high_bound = 0., -0.5, 0.5
-        allowed = ('a number in [0, 0.5] or a pair (min, max) with '
-                   '-0.5 <= min <= max <= 0.5')
-    else:
-        center, low_bound, high_bound = 1., 0., float('inf')
-        allowed = ('a non-negative number or a pair (min, max) with '
-                   '0 <= min <= max')
-    if _is_number(value) and 0 <= value <= high_bound - center:
-        value_range = (max(center - value, low_bound), center + value)
-    elif (isinstance(value, Sequence) and len(value) == 2
-          and all(_is_number(v) for v in value)
-          and low_bound <= value[0] <= value[1] <= high_bound):
-        value_range = tuple(value)
-    else:
-        raise ValueError(f'BatchColorJitter: {name}={value!r} is not '
-                         f'allowed; it must be {allowed}.')
-    if value_range[0] == value_range[1] == center:
-        return None
-    return tuple(float(v) for v in value_range)
+    # Factors are around 1 in [0, inf); hue shifts around 0 in [-0.5, 0.5].
+    center, low, high = (0., -0.5, 0.5) if name == 'hue' else (1., 0.,
+                                                               math.inf)
+    span = (max(center - value, low), center + value) if _numbers(
+        [value]) and 0 <= value <= high - center else tuple(value) if (
+            _numbers(value) and len(value) == 2) else (1., 0.)
+    check('BatchColorJitter', name, value, low <= span[0] <= span[1] <= high,
+          f'a number in [0, {high - center}] or a pair (min, max) with '
+          f'{low} <= min <= max <= {high}')
+    return None if span == (center, center) else tuple(float(v) for v in span)

@@ -6,8 +6,9 @@ import torch
 from mmpretrain.models.utils import ClsDataPreprocessor
 from mmpretrain.registry import MODELS
 
+from ...validation import check, check_bool, check_int
 from .batch_transforms import apply_batch_transforms, build_batch_transforms
-from .step_rng import step_generator
+from .step_rng import step_generator, step_seeded_global_rng
 
 
 def _name(sample, k: int) -> str:
@@ -153,15 +154,22 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
             instead of refusing a batch of several sizes. Defaults to False.
         **kwargs: The arguments of :class:`ClsDataPreprocessor` (``mean``,
             ``std``, ``to_rgb``, ``num_classes``, ``batch_augments``, ...).
-            ``batch_augments`` (Mixup, CutMix) apply to single-image batches
-            only: a hybrid batch refuses them, and so does
-            ``view_single_images=True``.
+            ``batch_augments`` (mmpretrain's Mixup, CutMix, with
+            ``num_classes``) mix the images the classifier alone reads, in
+            training: single-image batches and the balanced part of a hybrid
+            batch, whose data samples get the mixed ``gt_score``; the views
+            of a hybrid or multi-view batch, which the feature head reads
+            too, are never mixed, and ``view_single_images=True`` refuses
+            them. Their draws (numpy's and torch's CPU global generators)
+            are seeded per step (:func:`step_seeded_global_rng`), so a
+            resumed run mixes as the uninterrupted one.
 
     Raises:
         TypeError: If a switch is not True or False.
         ValueError: If ``num_views`` is not None or a positive integer, or
             ``view_single_images=True`` comes without ``num_views`` or with
-            ``batch_augments``.
+            ``batch_augments``, or ``batch_augments`` come without
+            ``num_classes``.
     """
 
     def __init__(self,
@@ -173,28 +181,24 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
                  pad_to_same_size: bool = False,
                  **kwargs):
         super().__init__(**kwargs)
-        for key, value in (('channels_last', channels_last),
-                           ('view_single_images', view_single_images),
-                           ('pad_to_same_size', pad_to_same_size)):
-            if not isinstance(value, bool):
-                raise TypeError(f'HybridDataPreprocessor: {key}={value!r} '
-                                'must be True or False.')
-        self.channels_last = channels_last
-        self.pad_to_same_size = pad_to_same_size
-        if num_views is not None and (isinstance(num_views, bool)
-                                      or not isinstance(num_views, int)
-                                      or num_views < 1):
-            raise ValueError(f'HybridDataPreprocessor: num_views={num_views!r}'
-                             ' must be None or a positive integer.')
-        self.num_views = num_views
-        if view_single_images and (num_views is None
-                                   or self.batch_augments is not None):
+        owner = 'HybridDataPreprocessor'
+        self.channels_last = check_bool(owner, 'channels_last', channels_last)
+        self.pad_to_same_size = check_bool(owner, 'pad_to_same_size',
+                                           pad_to_same_size)
+        self.view_single_images = check_bool(owner, 'view_single_images',
+                                             view_single_images)
+        self.num_views = check_int(owner, 'num_views', num_views,
+                                   optional=True)
+        if view_single_images and (num_views is None or self.batch_augments):
             raise ValueError(
-                'HybridDataPreprocessor: view_single_images=True needs '
-                f'num_views (got {num_views!r}) and no batch_augments (got '
-                f'{self.batch_augments is not None}): set num_views=2 (the '
+                f'{owner}: view_single_images=True needs num_views (got '
+                f'{num_views!r}) and no batch_augments; set num_views=2 (the '
                 'views per image) and remove batch_augments.')
-        self.view_single_images = view_single_images
+        if self.batch_augments and not self.num_classes:
+            raise ValueError(
+                f'{owner}: batch_augments (Mixup, CutMix) mix one-hot scores '
+                f'and need num_classes, got num_classes={self.num_classes!r};'
+                ' set data_preprocessor.num_classes.')
         self.batch_transforms = build_batch_transforms(batch_transforms or [])
         self.balanced_transforms = self.batch_transforms if \
             balanced_transforms is None else build_batch_transforms(
@@ -207,12 +211,10 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
         samples of every view, to name odd images)."""
         images = [_stack(view, sample) for view, sample in
                   zip(views, list(samples) + [None] * len(views))]
-        if len({img.shape[1:] for img in images}) > 1:
-            raise ValueError(
-                'HybridDataPreprocessor: the views of a batch must all have '
-                'one size to be stacked, got sizes '
-                f'{[tuple(img.shape[1:]) for img in images]} (one per view); '
-                'crop or resize them to one size in the dataset pipeline.')
+        sizes = [tuple(img.shape[1:]) for img in images]
+        check('HybridDataPreprocessor', 'view sizes', sizes,
+              len(set(sizes)) == 1, 'one size (crop or resize the views to '
+              'one size in the dataset pipeline)')
         images = images[0] if len(images) == 1 else torch.cat(images)
         return images.to(self.device, non_blocking=True)
 
@@ -228,9 +230,14 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
     def _finish(self, images: torch.Tensor, data_samples,
                 training: bool) -> dict:
         """Channel flip, float, normalisation and labels of one tensor, as
-        :class:`ClsDataPreprocessor` does them."""
-        out = super().forward(
-            dict(inputs=images, data_samples=data_samples), training)
+        :class:`ClsDataPreprocessor` does them, and in training its
+        ``batch_augments`` with step-seeded draws."""
+        data = dict(inputs=images, data_samples=data_samples)
+        if training and self.batch_augments is not None:
+            with step_seeded_global_rng('batch_augments'):
+                out = super().forward(data, training)
+        else:
+            out = super().forward(data, training)
         if self.channels_last and isinstance(out['inputs'], torch.Tensor):
             out['inputs'] = out['inputs'].contiguous(
                 memory_format=torch.channels_last)
@@ -251,18 +258,17 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
         samples = data.get('data_samples', None)
         # Views as lists of images (pseudo_collate) or as stacked
         # (N, C, H, W) tensors (default_collate).
-        multi_view = isinstance(inputs, dict) or (
-            isinstance(inputs, (list, tuple)) and len(inputs) > 0
+        if isinstance(inputs, dict):
+            return self._hybrid(data, training)
+        multi_view = isinstance(inputs, (list, tuple)) and len(inputs) > 0 \
             and (isinstance(inputs[0], (list, tuple))
-                 or getattr(inputs[0], 'ndim', 0) == 4))
+                 or getattr(inputs[0], 'ndim', 0) == 4)
         if multi_view and training and self.batch_augments is not None:
             raise ValueError(
                 'HybridDataPreprocessor: batch_augments (e.g. Mixup, CutMix) '
-                'are only supported for batches of single images, not for '
-                'hybrid or multi-view batches; remove `batch_augments` from '
-                'data_preprocessor')
-        if isinstance(inputs, dict):
-            return self._hybrid(data, training)
+                'mix single images and the balanced part of a hybrid batch, '
+                'not multi-view batches, whose views the feature head reads; '
+                'remove `batch_augments` from data_preprocessor')
         if multi_view or (training and self.view_single_images):
             # Several views of every image: mmpretrain's multi-view layout.
             views = inputs if multi_view else [inputs]
@@ -287,23 +293,14 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
     def _hybrid(self, data: dict, training: bool) -> dict:
         """The hybrid batch: uniform views and balanced images."""
         inputs, samples = data['inputs'], data.get('data_samples') or {}
-        if set(inputs) != {'views', 'balanced'}:
-            raise ValueError(
-                'HybridDataPreprocessor: a hybrid batch has inputs=dict('
-                f'views=[...], balanced=...), got keys {sorted(inputs)}; '
-                'HybridPairDataset makes this batch.')
+        # HybridPairDataset's layout: V views and the balanced batch, N each.
         views, balanced = list(inputs['views']), inputs['balanced']
         n = len(balanced)
-        if any(len(view) != n for view in views):
-            raise ValueError(
-                'HybridDataPreprocessor: every view must hold as many images '
-                f'as the balanced batch ({n}), got {[len(v) for v in views]}')
         num_views = self.num_views or len(views)
-        if len(views) not in (1, num_views):
-            raise ValueError(
-                f'HybridDataPreprocessor: num_views={num_views} but the data '
-                f'has {len(views)} views of each uniform image; give one '
-                '(decoded only, viewed here) or num_views of them.')
+        check('HybridDataPreprocessor', 'num_views', num_views,
+              len(views) in (1, num_views), f'{len(views)}, the views of '
+              'each uniform image the data gives (or give one view, viewed '
+              'here)')
         images = self._to_device(
             views + [balanced], [samples.get('uniform')] * len(views) +
             [samples.get('balanced')])
@@ -327,8 +324,14 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
         balanced_samples = samples.get('balanced')
         flat = None if uniform_samples is None else (
             list(uniform_samples) + list(balanced_samples or []))
-        out = self._finish(images, flat, False)
-        tensors = out['inputs'].split(n)
+        if training and self.batch_augments is not None:
+            # Only the classifier's (balanced) images are mixed.
+            uniform = self._finish(images[:-n], uniform_samples, False)
+            balanced = self._finish(images[-n:], balanced_samples, True)
+            tensors = uniform['inputs'].split(n) + (balanced['inputs'], )
+        else:
+            out = self._finish(images, flat, False)
+            tensors = out['inputs'].split(n)
         return dict(
             inputs=dict(views=list(tensors[:num_views]),
                         balanced=tensors[num_views]),

@@ -10,7 +10,8 @@ the message hub before every iteration), the rank, and the name of the
 consumer, so that two consumers never share a stream.
 """
 import zlib
-from typing import Dict, Optional, Tuple
+from contextlib import contextmanager
+from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
@@ -75,4 +76,32 @@ def step_generator(device: torch.device,
     return generator
 
 
-__all__ = ['step_seed', 'step_generator']
+@contextmanager
+def step_seeded_global_rng(stream: str) -> Iterator[None]:
+    """Seed numpy's and torch's CPU global generators for this step and
+    ``stream`` while the block runs; restore their states afterwards.
+
+    For code that draws from the global generators and takes no generator
+    argument, such as mmpretrain's ``Mixup``, ``CutMix`` and
+    ``RandomBatchAugment`` (``np.random`` and a CPU ``torch.randperm``).
+    Outside a training loop (see :func:`step_seed`) the generators are left
+    as they are. Draws from a CUDA global generator are not covered.
+
+    Args:
+        stream (str): The consumer's name.
+    """
+    seed = step_seed(stream)
+    if seed is None:
+        yield
+        return
+    np_state, torch_state = np.random.get_state(), torch.get_rng_state()
+    np.random.seed(seed % 2**32)
+    torch.default_generator.manual_seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(np_state)
+        torch.set_rng_state(torch_state)
+
+
+__all__ = ['step_seed', 'step_generator', 'step_seeded_global_rng']

@@ -1,0 +1,306 @@
+"""The CIFAR-10-LT benchmark scripts, run as commands on tiny generated data.
+
+tools/benchmarks/reproduce_cifar10lt.py (the paper's rows, appended to one
+table across invocations) and tools/benchmarks/cifar10lt_short.py (all seven
+methods, device and per-sample data paths), 1 epoch at batch 8, checked
+against counts computed here from the generated folders.
+"""
+import json
+import math
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+from PIL import Image
+
+from conftest import make_image_folder
+from tool_runner import load_tool, python_tool, run
+
+REPRODUCE = 'benchmarks/reproduce_cifar10lt.py'
+SHORT = 'benchmarks/cifar10lt_short.py'
+ROWS = ('CE', 'Hybrid-SC', 'Hybrid-PSC')  # the paper's rows
+#: The methods of the short benchmark, and the training images a step
+#: processes per sample drawn: one view for the CE baselines; two views and a
+#: class-balanced image for the paper's hybrids; two views for the hybrids
+#: whose classifier reads the uniform views.
+METHOD_IMAGES = {
+    'CE': 1, 'LA-CE': 1, 'CE-CBS': 1, 'Hybrid-SC': 3, 'Hybrid-PSC': 3,
+    'Hybrid-SC-LA': 2, 'Hybrid-PSC-LA': 2
+}
+#: Training images per class of the generated long-tailed folders.
+LT_COUNTS = [20, 12, 8, 6, 4, 3, 3, 2, 2, 2]
+BATCH = 8
+
+
+@pytest.fixture(scope='module')
+def webp_folder(tmp_path_factory) -> Path:
+    """A long-tailed folder like cifar10lt_if100_webp: lossless WebP files."""
+    png = make_image_folder(
+        tmp_path_factory.mktemp('lt_png'), LT_COUNTS, test_per_class=2)
+    root = tmp_path_factory.mktemp('lt_webp')
+    for path in png.rglob('*.png'):
+        target = (root / path.relative_to(png)).with_suffix('.webp')
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(path).save(target, lossless=True)
+    return root
+
+
+def read_table(path: Path) -> List[Dict[str, str]]:
+    """The rows of the (only) markdown table of a file, keyed by column."""
+    lines = [line for line in path.read_text().splitlines()
+             if line.startswith('|')]
+    header = [cell.strip() for cell in lines[0].strip('|').split('|')]
+    assert set(lines[1]) <= set('|-')
+    return [
+        dict(zip(header, (c.strip() for c in line.strip('|').split('|'))))
+        for line in lines[2:]
+    ]
+
+
+def exp_counts(n_max: int, imbalance_factor: float, num_classes: int = 10):
+    """The CIFAR-LT exponential profile (Cao et al.), written out here."""
+    return [
+        int(n_max * (1 / imbalance_factor)**(i / (num_classes - 1)))
+        for i in range(num_classes)
+    ]
+
+
+def test_reproduce_rows_accumulate_across_invocations(webp_folder, tmp_path):
+    work_dir = tmp_path / 'reproduce'
+    n = sum(LT_COUNTS)  # the WebP copy is read as it is (profile 'none')
+    iters = math.ceil(n / BATCH)
+    common = ['--data-root', webp_folder, '--epochs', 1, '--batch-size',
+              BATCH, '--work-dir', work_dir]
+
+    result = run(python_tool(REPRODUCE, 'CE', *common))
+    assert 'device: CPU' in result.stdout
+    rows = json.loads((work_dir / 'results.json').read_text())['rows']
+    assert [r['row'] for r in rows] == ['CE']
+    ce = rows[0]
+    assert ce['class_counts'] == LT_COUNTS
+    assert ce['data_format'] == 'webp'
+    assert (ce['iters'], ce['images']) == (iters, n)  # N images per step
+    assert 0 <= ce['top1'] <= 100 and ce['published_top1'] == 70.36
+    assert ce['images_per_s'] == pytest.approx(ce['images'] / ce['train_s'])
+    assert ce['settings']['lr'] == pytest.approx(0.5 * BATCH / 512)
+    assert '| CE | ' in result.stdout
+
+    # A second invocation appends its row to the same table.
+    run(python_tool(REPRODUCE, 'Hybrid-SC', *common))
+    rows = json.loads((work_dir / 'results.json').read_text())['rows']
+    assert [r['row'] for r in rows] == ['CE', 'Hybrid-SC']
+    assert (rows[1]['iters'], rows[1]['images']) == (iters, 3 * n)
+    table = read_table(work_dir / 'results.md')
+    assert [r['row'] for r in table] == ['CE', 'Hybrid-SC']
+    for row, published in zip(table, ('70.36', '81.40')):
+        assert row['published top-1'] == published
+        for column in ('top-1', 'train (s)', 'images/s'):
+            assert float(row[column]) >= 0
+        assert row['few'] != '-'  # classes with < 20 training images
+
+
+def checkpoint_counts(work_dir: Path) -> Dict[str, List[int]]:
+    """The class counts saved in a run's checkpoint, by state-dict key."""
+    import torch
+    state = torch.load(next(work_dir.glob('epoch_*.pth')), map_location='cpu',
+                       weights_only=False)['state_dict']
+    return {key: value.tolist() for key, value in state.items()
+            if key.endswith('class_counts')}
+
+
+@pytest.mark.parametrize('data_path,methods', [
+    ('per-sample', ['CE', 'Hybrid-SC', 'CE-CBS', 'Hybrid-PSC-LA']),
+    ('device',
+     ['Hybrid-PSC', 'LA-CE', 'CE-CBS', 'Hybrid-SC-LA', 'Hybrid-PSC-LA']),
+])
+def test_short_benchmark_data_paths(tiny_folder, tmp_path, data_path,
+                                    methods):
+    # tiny_folder: 24 PNG images in each of 10 classes, cut here at IF 10.
+    counts = exp_counts(24, 10)
+    n = sum(counts)
+    work_dir = tmp_path / data_path
+    run(python_tool(SHORT, '--data-root', tiny_folder, '--data-path',
+                    data_path, '--imbalance-factor', 10, '--epochs', 1,
+                    '--batch-size', BATCH, '--num-workers', 0, '--methods',
+                    *methods, '--work-dir', work_dir))
+    results = json.loads((work_dir / 'results.json').read_text())['results']
+    table = {r['method']: r for r in read_table(work_dir / 'results.md')}
+    assert list(table) == methods
+    for method in methods:
+        assert results[method]['class_counts'] == counts
+        # Every sampler draws as many samples an epoch as the set has.
+        assert int(table[method]['iters']) == math.ceil(n / BATCH)
+        assert int(table[method]['images processed']) == \
+            METHOD_IMAGES[method] * n
+        assert results[method]['images'] == METHOD_IMAGES[method] * n
+        assert float(table[method]['images/s']) > 0
+        assert results[method]['settings']['train_workers'] == 0
+    # The run's config (as the runner dumped it) has the method's loss,
+    # sampler and classifier input, and the data path asked for.
+    from mmengine.config import Config
+    for method in methods:
+        cfg = Config.fromfile(
+            next((work_dir / method).glob('*/vis_data/config.py')),
+            import_custom_modules=False)
+        la = method in ('LA-CE', 'Hybrid-SC-LA', 'Hybrid-PSC-LA')
+        paper_hybrid = method in ('Hybrid-SC', 'Hybrid-PSC')
+        assert cfg.model.head.loss.type == (
+            'LogitAdjustedLoss' if la else 'CrossEntropyLoss')
+        assert cfg.train_dataloader.sampler.type == {
+            'CE-CBS': 'ClassBalancedSampler'
+        }.get(method, 'ClassBalancedPairSampler'
+              if paper_hybrid else 'DefaultSampler')
+        if method.startswith('Hybrid'):
+            # (HybridClassifier's default: 'balanced')
+            assert cfg.model.get('cls_input', 'balanced') == (
+                'balanced' if paper_hybrid else 'uniform')
+            assert cfg.model.feat_head.type == (
+                'PSCHead' if 'PSC' in method else 'SupConHead')
+        else:
+            assert cfg.model.type == 'ImageClassifier'
+        # The training set's counts reached the logit-adjusted loss (saved
+        # with the model); the other losses have none.
+        assert checkpoint_counts(work_dir / method) == (
+            {'head.loss_module.class_counts': counts} if la else {})
+        dataset = cfg.train_dataloader.dataset
+        transforms = cfg.data_preprocessor.batch_transforms
+        if data_path == 'device':
+            assert dataset.hold_in_memory
+            assert [t['type'] for t in dataset.pipeline] == ['PackInputs']
+            assert [t['type'] for t in transforms] == [
+                'BatchRandomCrop', 'BatchRandomFlip', 'BatchRandomGrayscale']
+        else:
+            assert not dataset.hold_in_memory and transforms == []
+            single_view = METHOD_IMAGES[method] == 1
+            first = 'RandomCrop' if single_view else 'MultiView'
+            assert dataset.pipeline[0]['type'] == first
+            assert (dataset.get('balanced_pipeline') is not None) == \
+                paper_hybrid
+
+
+@pytest.mark.parametrize('script', [REPRODUCE, SHORT])
+def test_data_root_without_train_folder(script, tmp_path):
+    (tmp_path / 'test').mkdir()
+    args = [] if script == SHORT else ['CE']
+    result = run(python_tool(script, *args, '--data-root', tmp_path),
+                 check=False)
+    assert result.returncode == 2
+    assert '--data-root' in result.stderr and 'train/' in result.stderr
+    assert str(tmp_path) in result.stderr
+
+
+@pytest.mark.parametrize('args,allowed', [
+    ([REPRODUCE, 'CE', 'Hybrid-XX'], ROWS),
+    ([REPRODUCE, 'Hybrid-SC-LA'], ROWS),  # no published row to compare
+    ([SHORT, '--methods', 'Hybrid-XX'], tuple(METHOD_IMAGES)),
+])
+def test_unknown_row_lists_the_allowed_ones(args, allowed, webp_folder):
+    result = run(python_tool(*args, '--data-root', webp_folder), check=False)
+    assert result.returncode == 2
+    assert repr(args[-1]) in result.stderr
+    assert 'allowed: ' + ', '.join(allowed) + '\n' in result.stderr
+
+
+def test_short_refuses_imbalance_factor_on_the_webp_copy(webp_folder):
+    result = run(python_tool(SHORT, '--data-root', webp_folder,
+                             '--imbalance-factor', 10), check=False)
+    assert result.returncode == 2
+    assert '--imbalance-factor' in result.stderr
+    assert 'already long-tailed' in result.stderr
+
+
+def test_reproduce_refuses_a_foreign_results_file(webp_folder, tmp_path):
+    (tmp_path / 'results.json').write_text('{"results": {}}')
+    result = run(python_tool(REPRODUCE, 'CE', '--data-root', webp_folder,
+                             '--work-dir', tmp_path), check=False)
+    assert result.returncode != 0
+    assert 'results.json was not written by this script' in result.stderr
+
+
+SPEED = 'benchmarks/data_path_speed.py'
+
+
+@pytest.fixture(scope='module')
+def balanced_folder(tmp_path_factory) -> Path:
+    """100 training images in each of 10 classes: cut at IF 100 as shipped
+    (100 ... 1 per class)."""
+    return make_image_folder(
+        tmp_path_factory.mktemp('balanced100'), [100] * 10, test_per_class=1)
+
+
+def test_data_path_speed_prints_consistent_ratios(balanced_folder):
+    result = run(python_tool(SPEED, '--data-root', balanced_folder,
+                             '--modes', 'held', 'per-sample', '--iters', 3,
+                             '--warmup', 1, '--batch-size', 8,
+                             '--num-workers', 1))
+    rows = [line for line in result.stdout.splitlines()
+            if line.startswith('| held') or line.startswith('| per-sample')]
+    assert [row.split('|')[1].strip() for row in rows] == [
+        'held', 'per-sample, 1 workers']
+    for row in rows:
+        runner, ceiling, ratio = (float(c) for c in row.split('|')[2:5])
+        # (c)/(a) is the runner's images/s over the ceiling's.
+        assert runner > 0 and ceiling > 0
+        assert ratio == pytest.approx(runner / ceiling, abs=2e-3)
+
+
+def test_ceiling_steps_the_models_weights_on_the_models_images(
+        balanced_folder, tmp_path):
+    """The ceiling step of data_path_speed.py trains a copy of the model's
+    backbone, equal to it before each step, on the very tensor the model's
+    backbone was given (3N rows)."""
+    import argparse
+
+    import torch
+    from mmengine.runner import Runner
+
+    speed = load_tool(SPEED)
+    args = argparse.Namespace(
+        data_root=str(balanced_folder), batch_size=4, iters=2, warmup=0,
+        num_workers=0, amp=False)
+    runner = Runner.from_cfg(speed.build_cfg('held', args, str(tmp_path)))
+    seen = []
+
+    class Check(speed.CeilingHook):
+
+        def _ceiling_step(self):
+            model = runner.model.backbone
+            for (name, mine), theirs in zip(
+                    self.backbone.state_dict().items(),
+                    model.state_dict().values()):
+                assert torch.equal(mine, theirs), name
+            seen.append(self._images)
+            super()._ceiling_step()
+
+    hook = Check(amp=False, warmup=0)
+    runner.register_hook(hook)
+    inputs = []
+    backbone = runner.model.backbone
+    # (deep copies of the backbone carry this hook along: count only the
+    # model's own calls)
+    backbone.register_forward_pre_hook(
+        lambda module, args: inputs.append(args[0])
+        if module is backbone else None)
+    runner.train()
+    assert len(seen) == 2 and len(inputs) == 2
+    for images, given in zip(seen, inputs):
+        assert images.shape == (3 * 4, 3, 32, 32)
+        assert torch.equal(images, given)
+
+
+def test_strong_augment_speed_prints_consistent_ratios():
+    result = run(python_tool('benchmarks/strong_augment_speed.py',
+                             '--batch-size', 4, '--repeats', 2))
+    ms = {}
+    for line in result.stdout.splitlines():
+        if ' ms per batch' in line:
+            name, rest = line.split(': ', 1)
+            ms[name] = float(rest.split(' ms')[0])
+    assert set(ms) == {'batched_strong', 'per_sample_strong', 'batched_paper'}
+    ratio = float(result.stdout.split(
+        'batched_strong / per_sample_strong (time): ')[1].split()[0])
+    # Printed times are rounded to 0.1 ms: compare within that rounding.
+    low = (ms['batched_strong'] - 0.05) / (ms['per_sample_strong'] + 0.05)
+    high = (ms['batched_strong'] + 0.05) / max(
+        ms['per_sample_strong'] - 0.05, 1e-9)
+    assert low - 0.005 <= ratio <= high + 0.005

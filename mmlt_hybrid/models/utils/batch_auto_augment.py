@@ -27,7 +27,8 @@ from torch import Tensor
 from mmpretrain.datasets.transforms import auto_augment as mmpretrain_aug
 from mmpretrain.registry import BATCH_AUGMENTS
 from ...validation import check, check_choice, check_int, check_number
-from .batch_transforms import BaseBatchTransform, _int_pair, _numbers, _prob
+from .batch_transforms import (BaseBatchTransform, _int_pair, _numbers,
+                               _pad_val, _prob)
 
 _GEOMETRIC = ('Shear', 'Translate', 'Rotate')
 _SIGNED = _GEOMETRIC + ('Contrast', 'ColorTransform', 'Brightness',
@@ -301,10 +302,8 @@ class BatchCutout(BaseBatchTransform):
                  pad_val: Union[Number, Sequence[Number]] = 128,
                  prob: float = 1.0):
         self.shape = _int_pair(self, 'shape', shape)
-        check('BatchCutout', 'pad_val', pad_val,
-              _fill_values(pad_val) is not None,
-              'a number or a sequence of numbers (one per channel)')
-        self.pad_val = pad_val
+        self.pad_val = _pad_val(self, pad_val)
+        self._fill_values = _fill_values(self.pad_val)
         self.prob = _prob(self, prob)
 
     def sample_params(self, batch_size, device, generator=None) -> dict:
@@ -343,7 +342,7 @@ class BatchCutout(BaseBatchTransform):
         cut = (((rows >= top[:, None]) & (rows < bottom[:, None]))[:, :, None]
                & ((cols >= left[:, None]) & (cols < right[:, None]))[:, None])
         cut = (cut & params['applied'].view(-1, 1, 1))[:, None]
-        return torch.where(cut, _fill(imgs, _fill_values(self.pad_val)), imgs)
+        return torch.where(cut, _fill(imgs, self._fill_values), imgs)
 
 
 # The ops. Images ``x``: float ``(B, C, H, W)``, integer-valued when

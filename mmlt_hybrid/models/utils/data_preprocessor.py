@@ -1,5 +1,6 @@
 """Data preprocessor of hybrid batches: one copy to the device, augmentation
 there, and the batch layout handed on explicitly."""
+from contextlib import nullcontext
 from typing import Optional, Sequence
 
 import torch
@@ -232,12 +233,11 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
         """Channel flip, float, normalisation and labels of one tensor, as
         :class:`ClsDataPreprocessor` does them, and in training its
         ``batch_augments`` with step-seeded draws."""
-        data = dict(inputs=images, data_samples=data_samples)
-        if training and self.batch_augments is not None:
-            with step_seeded_global_rng('batch_augments'):
-                out = super().forward(data, training)
-        else:
-            out = super().forward(data, training)
+        mixing = training and self.batch_augments is not None
+        with step_seeded_global_rng('batch_augments') if mixing else \
+                nullcontext():
+            out = super().forward(
+                dict(inputs=images, data_samples=data_samples), training)
         if self.channels_last and isinstance(out['inputs'], torch.Tensor):
             out['inputs'] = out['inputs'].contiguous(
                 memory_format=torch.channels_last)

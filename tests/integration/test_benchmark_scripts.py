@@ -304,3 +304,78 @@ def test_strong_augment_speed_prints_consistent_ratios():
     high = (ms['batched_strong'] + 0.05) / max(
         ms['per_sample_strong'] - 0.05, 1e-9)
     assert low - 0.005 <= ratio <= high + 0.005
+
+
+def _augmentations(image) -> 'torch.Tensor':
+    """Every image the paper's CIFAR augmentation can make of ``image``
+    (H, W, 3 uint8, RGB) before greying: the 9 x 9 crops of 32 pixels from
+    the image zero-padded by 4, each as it is and mirrored, (162, 3, 32, 32)
+    float. Written with ``unfold``, not with the transforms under test."""
+    import torch
+    import torch.nn.functional as F
+    padded = F.pad(torch.from_numpy(image).permute(2, 0, 1), (4, 4, 4, 4))
+    crops = padded.unfold(1, 32, 1).unfold(2, 32, 1)  # (3, 9, 9, 32, 32)
+    crops = crops.permute(1, 2, 0, 3, 4).reshape(81, 3, 32, 32)
+    return torch.cat([crops, crops.flip(-1)]).float()
+
+
+def _is_an_augmentation(row, image) -> bool:
+    """Whether ``row`` (3, 32, 32, on the 0-255 scale) is a crop + flip of
+    ``image``, exactly, or the grey (0.299 R + 0.587 G + 0.114 B, within one
+    grey level of truncation) of one, in all three channels."""
+    import torch
+    candidates = _augmentations(image)
+    if (candidates == row).flatten(1).all(1).any():
+        return True
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    grey = (candidates * weights).sum(1)  # (162, 32, 32)
+    same = (row[0] == row[1]).all() and (row[1] == row[2]).all()
+    return bool(same and ((grey - row[0]).abs().amax((1, 2)) <= 1).any())
+
+
+@pytest.mark.parametrize('method', ['CE', 'Hybrid-SC'])
+@pytest.mark.parametrize('data_path', ['device', 'per-sample'])
+def test_both_data_paths_feed_augmentations_of_the_sampled_images(
+        tiny_folder, tmp_path, method, data_path):
+    """What the model is given in a training step of the short benchmark,
+    on either data path: every row is the paper's augmentation (crop with
+    zero padding, flip, grey) of the image the sampler drew for it, with
+    that image's label, the views of the uniform images first and the
+    balanced images last. Checked image by image against the decoded
+    training set, so that the two paths can differ in their random draws
+    only."""
+    import argparse
+
+    import torch
+    from mmengine.runner import Runner
+
+    common = load_tool('benchmarks/cifar10lt_common.py')
+    args = argparse.Namespace(
+        data_root=str(tiny_folder), work_dir=str(tmp_path), epochs=1,
+        batch_size=BATCH, amp=False, seed=0)
+    cfg = common.build_run_cfg(
+        method, args, imbalance_factor=10, data_path=data_path,
+        num_workers=0)
+    runner = Runner.from_cfg(cfg)
+    loader = runner.train_loop.dataloader
+    drawn = list(iter(loader.sampler))[:BATCH]
+    out = runner.model.data_preprocessor(next(iter(loader)), training=True)
+    pre = runner.model.data_preprocessor
+    source = loader.dataset.dataset  # the long-tailed set, decoded (RGB)
+
+    if method == 'CE':
+        rows, samples = out['inputs'], out['data_samples']
+        indices = drawn
+    else:
+        inputs, samples = out['inputs'], out['data_samples']
+        assert len(inputs['views']) == 2
+        rows = torch.cat(inputs['views'] + [inputs['balanced']])
+        uniform, balanced = [i for i, _, _ in drawn], [j for _, j, _ in drawn]
+        indices = uniform * 2 + balanced
+        samples = list(samples['uniform']) * 2 + list(samples['balanced'])
+    assert rows.shape == (len(indices), 3, 32, 32)
+    images = (rows * pre.std + pre.mean).round()
+    for row, index, sample in zip(images, indices, samples):
+        data = source[index]
+        assert _is_an_augmentation(row, data['img']), index
+        assert int(sample.gt_label) == int(data['gt_label'])

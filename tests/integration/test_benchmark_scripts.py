@@ -379,3 +379,49 @@ def test_both_data_paths_feed_augmentations_of_the_sampled_images(
         data = source[index]
         assert _is_an_augmentation(row, data['img']), index
         assert int(sample.gt_label) == int(data['gt_label'])
+
+
+def test_both_data_paths_start_from_the_same_weights(tiny_folder, tmp_path):
+    """The two data paths of the short benchmark build their training sets
+    differently (decoded whole, or read per sample in workers) before the
+    runner initialises the model: with one seed both start training from
+    the same weights, tensor for tensor."""
+    import argparse
+
+    import torch
+    from mmengine.hooks import Hook
+    from mmengine.runner import Runner
+
+    common = load_tool('benchmarks/cifar10lt_common.py')
+    weights = {}
+
+    class Grab(Hook):
+
+        def __init__(self, path):
+            self.path = path
+
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            weights[self.path] = {
+                key: value.clone()
+                for key, value in runner.model.state_dict().items()
+            }
+
+    for data_path in ('device', 'per-sample'):
+        args = argparse.Namespace(
+            data_root=str(tiny_folder), work_dir=str(tmp_path / data_path),
+            epochs=1, batch_size=BATCH, amp=False, seed=3)
+        cfg = common.build_run_cfg(
+            'CE', args, imbalance_factor=10, data_path=data_path,
+            num_workers=1)
+        cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=1)
+        cfg.param_scheduler = None
+        runner = Runner.from_cfg(cfg)
+        runner.register_hook(Grab(data_path))
+        runner.train()
+    device, per_sample = weights['device'], weights['per-sample']
+    assert list(device) == list(per_sample) and len(device) > 100
+    for key, value in device.items():
+        assert torch.equal(value, per_sample[key]), key
+    # (and not merely all equal to one constant: a seed changes them)
+    assert not torch.equal(device['backbone.conv1.weight'],
+                           torch.zeros_like(device['backbone.conv1.weight']))

@@ -306,6 +306,23 @@ def test_strong_augment_speed_prints_consistent_ratios():
     assert low - 0.005 <= ratio <= high + 0.005
 
 
+def _short_runner(folder: Path, work_dir: Path, method: str, data_path: str,
+                  seed: int, num_workers: int):
+    """The runner of one method of the short benchmark on ``folder`` (cut
+    at IF 10), batch :data:`BATCH`, as ``cifar10lt_short.py`` builds it."""
+    import argparse
+
+    from mmengine.runner import Runner
+
+    common = load_tool('benchmarks/cifar10lt_common.py')
+    args = argparse.Namespace(
+        data_root=str(folder), work_dir=str(work_dir), epochs=1,
+        batch_size=BATCH, amp=False, seed=seed)
+    return Runner.from_cfg(common.build_run_cfg(
+        method, args, imbalance_factor=10, data_path=data_path,
+        num_workers=num_workers))
+
+
 def _augmentations(image) -> 'torch.Tensor':
     """Every image the paper's CIFAR augmentation can make of ``image``
     (H, W, 3 uint8, RGB) before greying: the 9 x 9 crops of 32 pixels from
@@ -344,19 +361,10 @@ def test_both_data_paths_feed_augmentations_of_the_sampled_images(
     balanced images last. Checked image by image against the decoded
     training set, so that the two paths can differ in their random draws
     only."""
-    import argparse
-
     import torch
-    from mmengine.runner import Runner
 
-    common = load_tool('benchmarks/cifar10lt_common.py')
-    args = argparse.Namespace(
-        data_root=str(tiny_folder), work_dir=str(tmp_path), epochs=1,
-        batch_size=BATCH, amp=False, seed=0)
-    cfg = common.build_run_cfg(
-        method, args, imbalance_factor=10, data_path=data_path,
-        num_workers=0)
-    runner = Runner.from_cfg(cfg)
+    runner = _short_runner(tiny_folder, tmp_path, method, data_path, seed=0,
+                           num_workers=0)
     loader = runner.train_loop.dataloader
     drawn = list(iter(loader.sampler))[:BATCH]
     out = runner.model.data_preprocessor(next(iter(loader)), training=True)
@@ -386,13 +394,9 @@ def test_both_data_paths_start_from_the_same_weights(tiny_folder, tmp_path):
     differently (decoded whole, or read per sample in workers) before the
     runner initialises the model: with one seed both start training from
     the same weights, tensor for tensor."""
-    import argparse
-
     import torch
     from mmengine.hooks import Hook
-    from mmengine.runner import Runner
 
-    common = load_tool('benchmarks/cifar10lt_common.py')
     weights = {}
 
     class Grab(Hook):
@@ -400,28 +404,23 @@ def test_both_data_paths_start_from_the_same_weights(tiny_folder, tmp_path):
         def __init__(self, path):
             self.path = path
 
-        def before_train_iter(self, runner, batch_idx, data_batch=None):
+        def before_train(self, runner):
+            # after the runner's weight initialisation, before any step
             weights[self.path] = {
                 key: value.clone()
                 for key, value in runner.model.state_dict().items()
             }
 
     for data_path in ('device', 'per-sample'):
-        args = argparse.Namespace(
-            data_root=str(tiny_folder), work_dir=str(tmp_path / data_path),
-            epochs=1, batch_size=BATCH, amp=False, seed=3)
-        cfg = common.build_run_cfg(
-            'CE', args, imbalance_factor=10, data_path=data_path,
-            num_workers=1)
-        cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=1)
-        cfg.param_scheduler = None
-        runner = Runner.from_cfg(cfg)
+        runner = _short_runner(tiny_folder, tmp_path / data_path, 'CE',
+                               data_path, seed=3, num_workers=1)
         runner.register_hook(Grab(data_path))
+        # (train() builds the training set, then initialises the weights)
         runner.train()
     device, per_sample = weights['device'], weights['per-sample']
     assert list(device) == list(per_sample) and len(device) > 100
     for key, value in device.items():
         assert torch.equal(value, per_sample[key]), key
-    # (and not merely all equal to one constant: a seed changes them)
+    # (initialised weights, not zeros left by a skipped initialisation)
     assert not torch.equal(device['backbone.conv1.weight'],
                            torch.zeros_like(device['backbone.conv1.weight']))

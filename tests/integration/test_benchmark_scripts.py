@@ -13,6 +13,7 @@ from typing import Dict, List
 import pytest
 from PIL import Image
 
+from cifar_augment import denormalise, identify_cifar_draws
 from conftest import make_image_folder
 from tool_runner import load_tool, python_tool, run
 
@@ -323,33 +324,6 @@ def _short_runner(folder: Path, work_dir: Path, method: str, data_path: str,
         num_workers=num_workers))
 
 
-def _augmentations(image) -> 'torch.Tensor':
-    """Every image the paper's CIFAR augmentation can make of ``image``
-    (H, W, 3 uint8, RGB) before greying: the 9 x 9 crops of 32 pixels from
-    the image zero-padded by 4, each as it is and mirrored, (162, 3, 32, 32)
-    float. Written with ``unfold``, not with the transforms under test."""
-    import torch
-    import torch.nn.functional as F
-    padded = F.pad(torch.from_numpy(image).permute(2, 0, 1), (4, 4, 4, 4))
-    crops = padded.unfold(1, 32, 1).unfold(2, 32, 1)  # (3, 9, 9, 32, 32)
-    crops = crops.permute(1, 2, 0, 3, 4).reshape(81, 3, 32, 32)
-    return torch.cat([crops, crops.flip(-1)]).float()
-
-
-def _is_an_augmentation(row, image) -> bool:
-    """Whether ``row`` (3, 32, 32, on the 0-255 scale) is a crop + flip of
-    ``image``, exactly, or the grey (0.299 R + 0.587 G + 0.114 B, within one
-    grey level of truncation) of one, in all three channels."""
-    import torch
-    candidates = _augmentations(image)
-    if (candidates == row).flatten(1).all(1).any():
-        return True
-    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    grey = (candidates * weights).sum(1)  # (162, 32, 32)
-    same = (row[0] == row[1]).all() and (row[1] == row[2]).all()
-    return bool(same and ((grey - row[0]).abs().amax((1, 2)) <= 1).any())
-
-
 @pytest.mark.parametrize('method', ['CE', 'Hybrid-SC'])
 @pytest.mark.parametrize('data_path', ['device', 'per-sample'])
 def test_both_data_paths_feed_augmentations_of_the_sampled_images(
@@ -382,11 +356,14 @@ def test_both_data_paths_feed_augmentations_of_the_sampled_images(
         indices = uniform * 2 + balanced
         samples = list(samples['uniform']) * 2 + list(samples['balanced'])
     assert rows.shape == (len(indices), 3, 32, 32)
-    images = (rows * pre.std + pre.mean).round()
-    for row, index, sample in zip(images, indices, samples):
-        data = source[index]
-        assert _is_an_augmentation(row, data['img']), index
-        assert int(sample.gt_label) == int(data['gt_label'])
+    decoded = [source[index] for index in indices]
+    # Each row is exactly one crop / flip / grey outcome of its image.
+    identify_cifar_draws(
+        denormalise(pre, rows, to_rgb=False),
+        torch.stack([torch.from_numpy(d['img']).permute(2, 0, 1)
+                     for d in decoded]))
+    assert [int(s.gt_label) for s in samples] == [
+        int(d['gt_label']) for d in decoded]
 
 
 def test_both_data_paths_start_from_the_same_weights(tiny_folder, tmp_path):

@@ -15,7 +15,7 @@ from PIL import Image
 
 from cifar_augment import denormalise, identify_cifar_draws
 from conftest import make_image_folder
-from tool_runner import load_tool, python_tool, run
+from tool_runner import TOOLS, load_tool, python_tool, run
 
 REPRODUCE = 'benchmarks/reproduce_cifar10lt.py'
 SHORT = 'benchmarks/cifar10lt_short.py'
@@ -98,6 +98,77 @@ def test_reproduce_rows_accumulate_across_invocations(webp_folder, tmp_path):
         for column in ('top-1', 'train (s)', 'images/s'):
             assert float(row[column]) >= 0
         assert row['few'] != '-'  # classes with < 20 training images
+
+
+def test_reproduce_resumes_an_interrupted_run(webp_folder, tmp_path,
+                                             monkeypatch):
+    """A row stopped after epoch 1 of 2 and continued with --resume ends
+    where the uninterrupted row ends; the row says it was resumed once and
+    records both segments (epochs, CPU, commit, test accuracy every epoch
+    with --val-interval 1). Without --resume the row is refused, and so is a
+    resume with another memory format."""
+    from mmengine.hooks import Hook
+    common = ['--data-root', webp_folder, '--epochs', 2, '--batch-size',
+              BATCH, '--val-interval', 1]
+    straight = tmp_path / 'straight'
+    run(python_tool(REPRODUCE, 'Hybrid-SC', *common, '--work-dir', straight))
+
+    resumed = tmp_path / 'resumed'
+    # the script imports its sibling module as `python SCRIPT` would
+    monkeypatch.syspath_prepend(str(TOOLS / 'benchmarks'))
+    module = load_tool(REPRODUCE)
+    train_and_test = module.train_and_test
+
+    class Stop(Hook):
+        priority = 'LOWEST'  # after the segment hook has recorded it
+
+        def after_val_epoch(self, runner, metrics=None):
+            raise KeyboardInterrupt
+
+    def interrupted(cfg, hooks):
+        return train_and_test(cfg, lambda meter: hooks(meter) + [Stop()])
+
+    monkeypatch.setattr(module, 'train_and_test', interrupted)
+    monkeypatch.setattr('sys.argv', [REPRODUCE, 'Hybrid-SC'] + [
+        str(a) for a in common] + ['--work-dir', str(resumed)])
+    with pytest.raises(KeyboardInterrupt):
+        module.main()
+    row_dir = resumed / 'Hybrid-SC'
+    segments = json.loads((row_dir / 'segments.json').read_text())
+    assert [(s['start_epoch'], s['end_epoch'])
+            for s in segments['segments']] == [(0, 1)]
+    assert not (resumed / 'results.json').exists()
+
+    again = run(python_tool(REPRODUCE, 'Hybrid-SC', *common, '--work-dir',
+                            resumed), check=False)
+    assert again.returncode != 0
+    assert 'pass --resume to continue it' in again.stderr
+    run(python_tool(REPRODUCE, 'Hybrid-SC', *common, '--work-dir', resumed,
+                    '--resume'))
+    rows = {name: json.loads((d / 'results.json').read_text())['rows'][0]
+            for name, d in (('straight', straight), ('resumed', resumed))}
+    assert rows['straight']['resumes'] == 0 and rows['resumed']['resumes'] == 1
+    assert rows['resumed']['top1'] == rows['straight']['top1']
+    assert rows['resumed']['images'] == rows['straight']['images']
+    segments = rows['resumed']['segments']
+    assert [(s['start_epoch'], s['end_epoch']) for s in segments] == [(0, 1),
+                                                                     (1, 2)]
+    assert [[v['epoch'] for v in s['val']] for s in segments] == [[1], [2]]
+    for seg in segments:
+        assert seg['device'].startswith('CPU ')
+        assert seg['precision'] == 'fp32'
+        assert seg['memory_format'] == 'channels_last'
+        assert len(seg['commit'].split()[0]) in (40, 7)  # a sha or 'unknown'
+    assert read_table(resumed / 'results.md')[0]['resumes'] == '1'
+
+    # A run keeps its memory format.
+    recorded = json.loads((row_dir / 'segments.json').read_text())
+    recorded['segments'][0]['memory_format'] = 'contiguous'
+    (row_dir / 'segments.json').write_text(json.dumps(recorded))
+    refused = run(python_tool(REPRODUCE, 'Hybrid-SC', *common, '--work-dir',
+                              resumed, '--resume'), check=False)
+    assert refused.returncode != 0
+    assert "memory_format 'contiguous'" in refused.stderr
 
 
 def checkpoint_counts(work_dir: Path) -> Dict[str, List[int]]:

@@ -24,7 +24,6 @@ import copy
 import glob
 import os
 import os.path as osp
-import platform
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -320,7 +319,7 @@ def describe_cfg(cfg) -> Dict[str, object]:
         seed=cfg.randomness.seed)
 
 
-def _train_meter():
+def train_meter():
     """A hook that counts the images every training step processes and
     times the training epochs.
 
@@ -395,8 +394,13 @@ def _train_meter():
     return TrainMeterHook()
 
 
-def train_and_test(cfg) -> Dict[str, object]:
+def train_and_test(cfg, hooks=None) -> Dict[str, object]:
     """Train a config, then test it once.
+
+    Args:
+        cfg (Config): The run's config (:func:`build_cfg`).
+        hooks (callable, optional): Given the :func:`train_meter` hook,
+            returns more hooks to register (each with its ``priority``).
 
     Returns:
         dict: The test metrics (``long_tail/top1``, ...), ``train_s`` (the
@@ -410,9 +414,13 @@ def train_and_test(cfg) -> Dict[str, object]:
 
     import mmlt_hybrid  # noqa: F401  (registers the components)
 
-    meter = _train_meter()
+    from mmlt_hybrid.utils import make_checkpoints_atomic
+
+    meter = train_meter()
     runner = Runner.from_cfg(cfg)
-    runner.register_hook(meter, priority=meter.priority)
+    for hook in [meter] + list(hooks(meter) if hooks else []):
+        runner.register_hook(hook, priority=hook.priority)
+    make_checkpoints_atomic(runner)
     start = time.perf_counter()
     runner.train()
     total_s = time.perf_counter() - start
@@ -453,13 +461,17 @@ def markdown_table(header: Sequence[str], rows: List[Sequence[str]]) -> str:
 
 
 def device_name() -> str:
-    """The accelerator's name, or the CPU's."""
+    """The accelerator's name, or the CPU's model, its speed flags, its
+    cores and the threads torch uses."""
     import torch
+
+    from mmlt_hybrid.utils.cpu_info import read_cpuinfo, speed_flags
     if torch.cuda.is_available():
         return (f'{torch.cuda.get_device_name(0)} (CUDA '
                 f'{torch.version.cuda}, {torch.cuda.device_count()} visible)')
-    return (f'CPU {platform.processor() or platform.machine()}, '
-            f'{os.cpu_count()} cores')
+    cpu = read_cpuinfo()
+    return (f'CPU {cpu["model"]} ({" ".join(speed_flags(cpu["flags"]))}), '
+            f'{os.cpu_count()} cores, {torch.get_num_threads()} threads')
 
 
 def environment() -> str:

@@ -4,14 +4,26 @@ Runs the rows named on the command line back to back, each with the
 paper's recipe as the shipped configs have it (ResNet-32, 200 epochs, batch
 512 per branch, SGD lr 0.5 momentum 0.9 wd 1e-4, lr x0.1 at epochs 120 and
 160, alpha parabolic; the training set held in memory and augmented on the
-device), evaluates each once on the balanced test set after training (no
-validation during training), and after each row prints it and appends it to
-``<work-dir>/results.json`` and ``<work-dir>/results.md``. Rows run by
-separate invocations with the same ``--work-dir`` accumulate in one table:
-top-1, many/medium/few-shot accuracy, the wall time of the training epochs,
+device), evaluates each on the balanced test set every ``--val-interval``
+epochs (10; a curve, chosen nothing by) and after training, and after each
+row prints it and appends it to ``<work-dir>/results.json`` and
+``<work-dir>/results.md``. Rows run by separate invocations with the same
+``--work-dir`` accumulate in one table: top-1 after the last epoch,
+many/medium/few-shot accuracy, the wall time of the training epochs,
 training images/s (every view of every branch: 3N images per hybrid step of
-N samples per branch, N per CE step, over that time) and the published
-top-1 of the row (CE 70.36, Hybrid-SC 81.40, Hybrid-PSC 78.82).
+N samples per branch, N per CE step, over that time), the published top-1
+of the row (CE 70.36, Hybrid-SC 81.40, Hybrid-PSC 78.82) and how often the
+run was resumed.
+
+A run can be stopped at any time and continued with ``--resume``: a
+checkpoint is written after every epoch (at most one epoch is lost), and
+a resumed run continues exactly as the uninterrupted one. Every invocation
+of a row is a segment, recorded in ``<work-dir>/<row>/segments.json`` after
+every epoch: the commit of the code, the CPU (model, flags, threads) or
+GPU, the precision and memory format, the epochs it trained, its training
+time and images, and the test accuracy every ``--val-interval`` epochs. A
+run keeps one precision and one memory format: a resume that would change
+either is refused.
 
 ``--epochs`` / ``--batch-size`` shorten the recipe (lr milestones at 60 %
 and 80 % of the epochs, lr scaled linearly from 0.5 at batch 512);
@@ -47,22 +59,26 @@ or all three in one command::
         --work-dir work_dirs/reproduce_cifar10lt
 """
 import argparse
+import copy
 import json
 import os
 import os.path as osp
+import subprocess
 from datetime import datetime
 from typing import Dict, List
 
-from cifar10lt_common import (PAPER_METHODS, build_run_cfg, check_data_root,
-                              describe_cfg, device_name, environment, fmt,
-                              markdown_table, metric, paper_method_name,
-                              positive_int, train_and_test)
+from cifar10lt_common import (PAPER_METHODS, REPO, build_run_cfg,
+                              check_data_root, describe_cfg, device_name,
+                              environment, fmt, markdown_table, metric,
+                              paper_method_name, positive_int, train_and_test)
 
 #: Top-1 (%) of ResNet-32 on CIFAR-10-LT IF 100 in the paper's table.
 PUBLISHED = {'CE': 70.36, 'Hybrid-SC': 81.40, 'Hybrid-PSC': 78.82}
 HEADER = ['row', 'top-1', 'many', 'medium', 'few', 'train (s)', 'images/s',
           'published top-1', 'top-1 - published', 'recipe', 'device',
-          'finished']
+          'resumes', 'commit', 'finished']
+#: What a resumed run must keep from its first segment.
+KEPT = ('precision', 'memory_format')
 
 
 def parse_args() -> argparse.Namespace:
@@ -91,6 +107,15 @@ def parse_args() -> argparse.Namespace:
                         help='override the 512 images per branch per step '
                         '(lr scaled linearly from 0.5 at 512)')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--val-interval', type=positive_int, default=10,
+                        help='epochs between evaluations on the test set '
+                        '(the accuracy curve); the last epoch is always '
+                        'evaluated')
+    parser.add_argument('--resume', action='store_true',
+                        help='continue each row from the latest checkpoint '
+                        'in <work-dir>/<row> (a row without one starts from '
+                        'scratch); without it a row that has a run there is '
+                        'refused')
     args = parser.parse_args()
     check_data_root(parser, args)
     return args
@@ -116,13 +141,118 @@ def load_rows(path: str) -> List[Dict[str, object]]:
 def recipe(row: Dict[str, object]) -> str:
     """The settings of a row in a few words."""
     s = row['settings']
+    layout = s.get('memory_format')
     return (f"{s['epochs']} ep, bs {s['batch_size']}, lr {s['lr']:g}, "
-            f"{s['precision']}, seed {s['seed']}, {row['data_format']}")
+            f"{s['precision']}{', ' + layout if layout else ''}, "
+            f"seed {s['seed']}, {row['data_format']}")
+
+
+def code_commit() -> str:
+    """The commit of the code that runs (``+changes`` where files tracked
+    by git differ from it), or ``'unknown'`` outside a git checkout."""
+    def git(*args):
+        return subprocess.run(['git', '-C', REPO, *args],
+                              capture_output=True, text=True, check=True)
+    try:
+        commit = git('rev-parse', 'HEAD').stdout.strip()
+        dirty = git('status', '--porcelain', '--untracked-files=no').stdout
+    except (OSError, subprocess.CalledProcessError):
+        return 'unknown'
+    return commit + (' +changes' if dirty.strip() else '')
+
+
+def load_segments(row_dir: str) -> List[Dict[str, object]]:
+    """The segments recorded in ``<row_dir>/segments.json`` (none when it
+    does not exist)."""
+    path = osp.join(row_dir, 'segments.json')
+    if not osp.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f)['segments']
+
+
+def save_segments(row_dir: str, segments: List[Dict[str, object]]) -> None:
+    """Write ``<row_dir>/segments.json`` atomically."""
+    path = osp.join(row_dir, 'segments.json')
+    with open(path + '.tmp', 'w') as f:
+        json.dump(dict(segments=segments), f, indent=2)
+    os.replace(path + '.tmp', path)
+
+
+def segment_hook(row_dir: str, segments: List[Dict[str, object]],
+                 segment: Dict[str, object], meter):
+    """A hook that records this invocation's ``segment`` of the run in
+    ``<row_dir>/segments.json``: the epoch it starts from before training,
+    then after every epoch the epochs reached, the training time and images
+    (from the ``meter`` hook), and every test evaluation."""
+    from mmengine.hooks import Hook
+
+    class SegmentHook(Hook):
+        # after the meter (VERY_HIGH) has timed the epoch, before the
+        # checkpoint (VERY_LOW) is written
+        priority = 'LOW'
+
+        def _save(self, runner, epochs: int) -> None:
+            segment.update(
+                end_epoch=epochs, train_s=meter.train_s,
+                images=meter.images,
+                updated=f'{datetime.now():%Y-%m-%d %H:%M:%S}')
+            save_segments(row_dir, segments)
+
+        def before_train(self, runner) -> None:
+            segment['start_epoch'] = runner.epoch
+            segments.append(segment)
+            self._save(runner, runner.epoch)
+
+        def after_train_epoch(self, runner) -> None:
+            self._save(runner, runner.epoch + 1)
+
+        def after_val_epoch(self, runner, metrics=None) -> None:
+            if metrics:
+                segment.setdefault('val', []).append(
+                    dict(epoch=runner.epoch, **metrics))
+                self._save(runner, runner.epoch)
+
+    return SegmentHook()
+
+
+def prepare_resume(cfg, row_dir: str, resume: bool,
+                   segment: Dict[str, object]) -> List[Dict[str, object]]:
+    """Point ``cfg`` at the row's latest checkpoint where ``resume`` asks
+    for it; returns the segments recorded so far.
+
+    Raises:
+        SystemExit: If the row has a run and ``resume`` is False, or the
+            run's first segment used another precision or memory format.
+    """
+    from mmlt_hybrid.utils import find_resume_checkpoint
+
+    segments = load_segments(row_dir)
+    checkpoint, note = find_resume_checkpoint(row_dir)
+    if not resume:
+        if segments or checkpoint:
+            raise SystemExit(
+                f'{row_dir} holds a run of this row (to epoch '
+                f'{segments[-1]["end_epoch"] if segments else "?"}); pass '
+                '--resume to continue it, or give another --work-dir')
+        return segments
+    print(note, flush=True)
+    for key in KEPT:
+        if segments and segments[0][key] != segment[key]:
+            raise SystemExit(
+                f'--resume: the run in {row_dir} trained with {key} '
+                f'{segments[0][key]!r}, this invocation would use '
+                f'{segment[key]!r}; a run keeps one {key} (--amp and the '
+                'config decide it), so resume with the settings it started '
+                'with or give another --work-dir')
+    cfg.load_from, cfg.resume = checkpoint, checkpoint is not None
+    return segments
 
 
 def table_row(row: Dict[str, object]) -> List[str]:
     published = row['published_top1']
     top1 = row['top1']
+    commit = str(row.get('commit', '-'))
     return [
         row['row'],
         fmt(top1),
@@ -135,6 +265,8 @@ def table_row(row: Dict[str, object]) -> List[str]:
         fmt(None if top1 is None else top1 - published, '+.2f'),
         recipe(row),
         row['device'],
+        str(row.get('resumes', '-')),
+        commit[:10] + commit[40:],
         row['finished'],
     ]
 
@@ -158,12 +290,35 @@ def write_results(work_dir: str, rows: List[Dict[str, object]]) -> str:
 
 
 def run_row(name: str, args: argparse.Namespace) -> Dict[str, object]:
-    """Train and test one row; returns its results row."""
+    """Train (or resume) and test one row; returns its results row."""
     cfg = build_run_cfg(name, args, log_interval=10)
+    row_dir = cfg.work_dir
+    # A checkpoint after every epoch (the latest kept), the test set
+    # evaluated every val_interval epochs for the curve.
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', interval=1, max_keep_ckpts=1)
+    cfg.val_dataloader = copy.deepcopy(cfg.test_dataloader)
+    cfg.val_evaluator = copy.deepcopy(cfg.test_evaluator)
+    cfg.val_cfg = dict()
+    cfg.train_cfg.val_interval = args.val_interval
     settings = describe_cfg(cfg)
+    settings['memory_format'] = ('channels_last' if cfg.data_preprocessor.get(
+        'channels_last') else 'contiguous')
+    segment = dict(commit=code_commit(), device=device_name(),
+                   precision=settings['precision'],
+                   memory_format=settings['memory_format'],
+                   started=f'{datetime.now():%Y-%m-%d %H:%M:%S}')
+    os.makedirs(row_dir, exist_ok=True)
+    segments = prepare_resume(cfg, row_dir, args.resume, segment)
     described = recipe(dict(settings=settings, data_format=args.data_format))
-    print(f'=== {name}: {described}', flush=True)
-    result = train_and_test(cfg)
+    print(f'=== {name}: {described}; segment {len(segments) + 1} on '
+          f'{segment["device"]}, code {segment["commit"]}', flush=True)
+    result = train_and_test(
+        cfg, hooks=lambda meter: [segment_hook(row_dir, segments, segment,
+                                               meter)])
+    train_s = sum(seg['train_s'] for seg in segments)
+    images = sum(seg['images'] for seg in segments)
+    commits = sorted({seg['commit'] for seg in segments})
     return dict(
         row=name,
         top1=metric(result, 'top1'),
@@ -172,16 +327,19 @@ def run_row(name: str, args: argparse.Namespace) -> Dict[str, object]:
         few=metric(result, 'few'),
         mean_class_acc=metric(result, 'mean_class_acc'),
         published_top1=PUBLISHED[name],
-        train_s=result['train_s'],
+        train_s=train_s,
         setup_s=result['setup_s'],
         iters=result['iters'],
-        images=result['images'],
-        images_per_s=result['images_per_s'],
+        images=images,
+        images_per_s=images / train_s if train_s else 0.,
         class_counts=result['class_counts'],
         settings=settings,
         data_root=osp.abspath(args.data_root),
         data_format=args.data_format,
-        device=device_name(),
+        device=' / '.join(sorted({seg['device'] for seg in segments})),
+        resumes=len(segments) - 1,
+        commit=' / '.join(commits),
+        segments=segments,
         finished=f'{datetime.now():%Y-%m-%d %H:%M}')
 
 

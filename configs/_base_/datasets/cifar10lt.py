@@ -44,7 +44,11 @@ data_preprocessor = dict(
     # two views of every uniform image for the feature branch; the balanced
     # image (and a plain-CE batch) gets one, with the same augmentation
     num_views=2,
-    batch_transforms=batch_augment)
+    batch_transforms=batch_augment,
+    # The convolutions run channels-last: the same losses as contiguous
+    # images, and a ResNet-32 step 10-12 % faster in fp32 on an AVX2 CPU
+    # (docs/benchmarks.md); on GPUs the layout tensor cores prefer.
+    channels_last=True)
 
 # The same augmentation as per-sample mmpretrain transforms, for the
 # per-sample path (cifar10lt_per_sample.py): two views of the uniform image

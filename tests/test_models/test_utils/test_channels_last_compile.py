@@ -8,9 +8,12 @@ exercised when this was written). Both must give the loss of the plain
 model.
 """
 import copy
+from pathlib import Path
 
 import pytest
 import torch
+from mmengine.config import Config
+from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -19,6 +22,7 @@ import mmlt_hybrid  # noqa: F401  (registers the components)
 from mmlt_hybrid.models.utils import HybridDataPreprocessor
 
 N = 6
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _model(**preprocessor):
@@ -40,9 +44,9 @@ def _model(**preprocessor):
     return model
 
 
-def _batch():
+def _batch(size=8):
     g = torch.Generator().manual_seed(1)
-    images = torch.randint(0, 256, (2, N, 3, 8, 8), dtype=torch.uint8,
+    images = torch.randint(0, 256, (2, N, 3, size, size), dtype=torch.uint8,
                            generator=g)
     return dict(
         inputs=dict(views=[images[0]], balanced=images[1]),
@@ -68,6 +72,37 @@ def test_channels_last_images_and_same_loss():
     last = _step(_model(channels_last=True))
     for key in ('loss_feat', 'loss_cls'):
         assert torch.allclose(last[key], plain[key], rtol=1e-4, atol=1e-5)
+
+
+def test_channels_last_same_losses_over_steps_with_the_shipped_transforms():
+    """Three SGD steps with the CIFAR-LT configs' batch transforms (drawn per
+    step, the same draws in both layouts): the losses of every step and the
+    weights after agree within float tolerance; the configs use it."""
+    cfg = Config.fromfile(str(REPO / 'configs/_base_/datasets/cifar10lt.py'))
+    assert cfg.data_preprocessor.channels_last is True
+    transforms = cfg.data_preprocessor.batch_transforms
+    runs = {}
+    for layout in (False, True):
+        model = _model(channels_last=layout, batch_transforms=transforms)
+        wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1,
+                                               momentum=0.9))
+        hub = MessageHub.get_instance(f'channels_last_{layout}')
+        losses = []
+        for it in range(3):
+            hub.update_info('seed', 0)
+            hub.update_info('epoch', 0)
+            hub.update_info('iter', it)
+            out = model.train_step(_batch(32), wrapper)
+            losses.append(torch.stack([out['loss_feat'], out['loss_cls']]))
+        runs[layout] = (torch.stack(losses), model.state_dict())
+    (plain, plain_weights), (last, last_weights) = runs[False], runs[True]
+    assert not torch.equal(plain[0], plain[2])  # the steps trained
+    # float32 sums in another order; SGD with momentum carries the
+    # differences from step to step
+    torch.testing.assert_close(last, plain, rtol=1e-3, atol=1e-5)
+    for key, value in plain_weights.items():
+        torch.testing.assert_close(last_weights[key], value, rtol=1e-3,
+                                   atol=1e-4)
 
 
 def test_channels_last_must_be_a_bool():

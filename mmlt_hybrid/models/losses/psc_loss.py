@@ -6,7 +6,7 @@ import torch.nn as nn
 from mmpretrain.registry import MODELS
 
 from ...validation import check_choice, check_int, check_number
-from ..utils.step_rng import step_generator
+from ...randomness import step_generator
 from .gather import global_mean
 from .utils import check_features_labels, log_sum_exp, loss_dtype
 

@@ -9,7 +9,7 @@ from mmpretrain.registry import MODELS
 
 from ...validation import check, check_bool, check_int
 from .batch_transforms import apply_batch_transforms, build_batch_transforms
-from .step_rng import step_generator, step_seeded_global_rng
+from ...randomness import step_generator, step_seeded_global_rng
 
 
 def _name(sample, k: int) -> str:

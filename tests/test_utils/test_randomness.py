@@ -8,8 +8,8 @@ import torch
 from mmengine.logging import MessageHub
 
 import mmlt_hybrid  # noqa: F401
-from mmlt_hybrid.models.utils import step_generator, step_seed
-from mmlt_hybrid.models.utils import step_rng
+from mmlt_hybrid.randomness import step_generator, step_seed
+from mmlt_hybrid import randomness as step_rng
 
 
 @pytest.fixture

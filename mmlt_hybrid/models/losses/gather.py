@@ -107,6 +107,40 @@ def all_gather_no_grad(tensor: torch.Tensor) -> torch.Tensor:
         return _gather_padded(tensor, _gather_sizes(tensor))
 
 
+def contrast_set(features: torch.Tensor, labels: torch.Tensor,
+                 gather: bool) -> Tuple[torch.Tensor, torch.Tensor,
+                                        torch.Tensor]:
+    """The rows a contrastive loss contrasts its local anchors with.
+
+    With ``gather`` the rows of all ranks (:func:`all_gather_with_grad`, so
+    gradients reach the rank that produced a row) and their labels, else the
+    local rows themselves.
+
+    Args:
+        features: Local rows (the anchors), shape (M, d).
+        labels: Their labels, shape (M,).
+        gather: Gather the rows of all ranks (needs a process group).
+
+    Returns:
+        tuple: The contrast rows (N, d), their labels (N,), and a boolean
+        mask (M, N), True where contrast row k is anchor i itself.
+    """
+    if gather:
+        contrast, offset = all_gather_with_grad(features)
+        contrast_labels = all_gather_no_grad(labels)
+    else:
+        contrast, offset = features, 0
+        contrast_labels = labels
+    num_local = features.shape[0]
+    self_index = torch.arange(num_local, device=features.device) + offset
+    self_mask = torch.zeros(
+        num_local, contrast.shape[0], dtype=torch.bool,
+        device=features.device)
+    self_mask[torch.arange(num_local, device=features.device),
+              self_index] = True
+    return contrast, contrast_labels, self_mask
+
+
 def all_reduce_sum_no_grad(tensor: torch.Tensor) -> torch.Tensor:
     """Sum ``tensor`` over the ranks (a detached copy; the input is kept).
 

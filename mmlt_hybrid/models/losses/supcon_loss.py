@@ -6,8 +6,7 @@ import torch.nn as nn
 from mmpretrain.registry import MODELS
 
 from ...validation import check_number
-from .gather import (all_gather_no_grad, all_gather_with_grad, global_mean,
-                     is_distributed)
+from .gather import contrast_set, global_mean, is_distributed
 from .utils import check_features_labels, log_sum_exp, loss_dtype
 
 
@@ -61,6 +60,10 @@ class SupConLoss(nn.Module):
             dtype.
     """
 
+    #: The fewest rows per step for a non-zero loss: one row has no
+    #: positive, two are a positive pair with nothing to contrast it with.
+    min_rows = 3
+
     def __init__(self,
                  temperature: float = 0.1,
                  base_temperature: Optional[float] = None,
@@ -100,21 +103,10 @@ class SupConLoss(nn.Module):
         """The unweighted loss in the dtype of ``features``."""
 
         gather = self.gather_distributed and is_distributed()
-        if gather:
-            contrast, offset = all_gather_with_grad(features)
-            contrast_labels = all_gather_no_grad(labels)
-        else:
-            contrast, offset = features, 0
-            contrast_labels = labels
-
-        num_local = features.shape[0]
-        num_global = contrast.shape[0]
         # self_mask[i, k]: row k of the contrast set is anchor i itself.
-        self_index = torch.arange(num_local, device=features.device) + offset
-        self_mask = torch.zeros(
-            num_local, num_global, dtype=torch.bool, device=features.device)
-        self_mask[torch.arange(num_local, device=features.device),
-                  self_index] = True
+        contrast, contrast_labels, self_mask = contrast_set(
+            features, labels, gather)
+        num_global = contrast.shape[0]
         pos_mask = (labels[:, None] == contrast_labels[None, :]) & ~self_mask
         num_pos = pos_mask.sum(dim=1)
         valid = num_pos > 0

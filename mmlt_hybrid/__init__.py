@@ -1,7 +1,8 @@
 """Contrastive-learning hybrid networks for long-tailed classification.
 
-Importing this package registers every component in mmpretrain's registries,
-so configs only need ``default_scope = 'mmpretrain'`` and
+Importing this package registers every component in mmpretrain's registries
+(the device batch transforms in their own, ``mmlt_hybrid.registry``), so
+configs only need ``default_scope = 'mmpretrain'`` and
 ``custom_imports = dict(imports=['mmlt_hybrid'], allow_failed_imports=False)``.
 """
 from . import compat  # noqa: F401  (stack fixes, applied on import)

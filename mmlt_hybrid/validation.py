@@ -7,7 +7,7 @@ owner and the key, the value given and what is allowed, e.g.
 """
 import math
 import numbers
-from typing import Any, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 
 def check(owner: str, key: str, value: Any, ok: bool, allowed: str,
@@ -77,4 +77,43 @@ def check_choice(owner: str, key: str, value: Any, choices: Sequence) -> Any:
                  f'one of {tuple(choices)}')
 
 
-__all__ = ['check', 'check_int', 'check_number', 'check_bool', 'check_choice']
+def check_counts(owner: str, key: str, value: Any, min_value: int = 0,
+                 hint: str = '') -> List[int]:
+    """Per-class training-image counts: the one check of every
+    ``class_counts`` (metric, losses, heads).
+
+    Args:
+        owner (str): The class or function that takes the setting.
+        key (str): The setting's name, as the config spells it.
+        value: A list, tuple, numpy array or tensor of one count per class.
+        min_value (int): The smallest allowed count. Defaults to 0.
+        hint (str): Appended to the message of a bad count (what to do).
+
+    Returns:
+        list[int]: The counts as Python ints.
+
+    Raises:
+        TypeError: If ``value`` is not a sequence of counts.
+        ValueError: If it is empty or a count is not an integer
+            ``>= min_value`` (the message names its class index).
+    """
+    if hasattr(value, 'tolist') and not isinstance(value, (str, bytes)):
+        value = value.tolist()  # numpy array or tensor
+    allowed = f'one integer >= {min_value} per class{hint}'
+    check(owner, key, value,
+          isinstance(value, Sequence) and not isinstance(value, (str, bytes)),
+          f'{allowed} (a list, tuple, array or tensor)', TypeError)
+    check(owner, key, value, len(value) > 0, allowed)
+    return [
+        int(check(owner, f'{key}[{c}]', count,
+                  isinstance(count, numbers.Integral)
+                  and not isinstance(count, bool) and count >= min_value,
+                  f'an integer >= {min_value}{hint}'))
+        for c, count in enumerate(value)
+    ]
+
+
+__all__ = [
+    'check', 'check_int', 'check_number', 'check_bool', 'check_choice',
+    'check_counts'
+]

@@ -24,6 +24,7 @@ data_preprocessor = dict(type='HybridDataPreprocessor')
 custom_hooks = [
     dict(type='HybridTransitionHook', schedule='constant', value=0.5),
     dict(type='ClassCountsHook'),
+    dict(type='ModelDataCheckHook'),
 ]
 
 # The stock CIFAR-10 set made long-tailed and served as (uniform, balanced)

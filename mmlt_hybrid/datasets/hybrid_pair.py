@@ -8,8 +8,6 @@ wrapper reads both images and runs each through its own pipeline, or, for a
 small set held whole in memory, picks both from one uint8 tensor.
 """
 import numbers
-import random
-from contextlib import contextmanager
 from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
@@ -20,6 +18,7 @@ from mmengine.registry import DefaultScope
 
 from mmpretrain.registry import DATASETS, TRANSFORMS
 from mmpretrain.structures import DataSample
+from ..randomness import seeded_global_rng
 from ..validation import check_bool
 from .utils import class_counts_of, labels_of
 from .wrapper import DatasetWrapper
@@ -42,32 +41,6 @@ def _build_pipeline(pipeline: Sequence[Union[dict, Callable]],
             TRANSFORMS.build(t) if isinstance(t, dict) else t
             for t in pipeline
         ])
-
-
-@contextmanager
-def _seeded(seed: int):
-    """Seed Python's, numpy's and torch's CPU generators for one sample.
-
-    The per-sample transforms (mmcv's, mmpretrain's) draw from these global
-    generators; seeding them per sample makes an epoch's augmentation a
-    function of the sampler's seeds alone, whatever the worker settings. In
-    the main process the generators' states are restored afterwards; a data
-    worker's generators serve nothing else, so there they are only seeded.
-    """
-    in_worker = torch.utils.data.get_worker_info() is not None
-    if not in_worker:
-        states = (random.getstate(), np.random.get_state(),
-                  torch.get_rng_state())
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.default_generator.manual_seed(seed)
-    try:
-        yield
-    finally:
-        if not in_worker:
-            random.setstate(states[0])
-            np.random.set_state(states[1])
-            torch.set_rng_state(states[2])
 
 
 @DATASETS.register_module()
@@ -256,7 +229,10 @@ class HybridPairDataset(DatasetWrapper):
                             f'{idx!r}')
         i, j = int(idx[0]), int(idx[1])
         if len(idx) == 3 and not self.hold_in_memory:
-            with _seeded(int(idx[2])):
+            # The per-sample transforms draw from the global generators.
+            # A data worker's serve nothing else: seeded, not restored.
+            in_worker = torch.utils.data.get_worker_info() is not None
+            with seeded_global_rng(int(idx[2]), restore=not in_worker):
                 uniform, balanced = self._uniform(i), self._balanced(j)
         else:
             uniform, balanced = self._uniform(i), self._balanced(j)

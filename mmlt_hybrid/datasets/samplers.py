@@ -7,15 +7,16 @@ import torch
 from mmengine.dataset import DefaultSampler
 
 from mmpretrain.registry import DATA_SAMPLERS
+from ..randomness import derive_seed
 from ..validation import check_int
 from .utils import labels_of
 
 
 class _ClassBalancedDraws(DefaultSampler):
     """mmengine's :class:`~mmengine.dataset.DefaultSampler` plus class-
-    balanced draws seeded from ``(seed, epoch, rank)``: a class uniformly
-    among the classes that have images, then an image of that class
-    uniformly, with replacement. The common part of the samplers below.
+    balanced draws (a class uniformly among those with images, then one of
+    its images uniformly, with replacement) from a generator seeded from
+    ``(seed, epoch, rank)``.
 
     Args:
         dataset (Sized): The dataset; it must give one label per sample
@@ -53,23 +54,10 @@ class _ClassBalancedDraws(DefaultSampler):
         self._class_sizes = torch.from_numpy(counts[present].astype(np.int64))
 
     def _generator(self) -> torch.Generator:
-        """A generator seeded from (seed, epoch, rank)."""
-        # SeedSequence, not DefaultSampler's seed + epoch: it hashes
-        # (seed, epoch, rank) into well-separated streams, so every rank
-        # draws its own, seed 0 / epoch 1 does not repeat seed 1 / epoch 0,
-        # and the draws do not reuse the uniform shuffle's stream (seeded
-        # seed + epoch). Its entropy must be >= 0, hence the modulo; two
-        # 32-bit words make torch's 64-bit seed.
-        entropy = [
-            int(self.seed) % 2**64,
-            int(self.epoch) % 2**64,
-            int(self.rank)
-        ]
-        state = np.random.SeedSequence(entropy).generate_state(
-            2, dtype=np.uint32)
-        g = torch.Generator()
-        g.manual_seed(int(state[0]) << 32 | int(state[1]))
-        return g
+        """A generator seeded from (seed, epoch, rank) (not seed + epoch,
+        the uniform shuffle's seed)."""
+        return torch.Generator().manual_seed(
+            derive_seed((self.seed, self.epoch, self.rank), 64))
 
     def balanced_indices(self, num: int) -> torch.Tensor:
         """Draw ``num`` class-balanced indices for the current seed, epoch
@@ -94,23 +82,10 @@ class _ClassBalancedDraws(DefaultSampler):
 
 @DATA_SAMPLERS.register_module()
 class ClassBalancedSampler(_ClassBalancedDraws):
-    """Yields class-balanced single indices: the "CE with class-balanced
-    sampling" baseline.
-
-    Every index is drawn independently: a class uniformly among the classes
-    that have images, then an image of that class uniformly, with
-    replacement (the draws of the balanced index ``j`` of
-    :class:`ClassBalancedPairSampler`). An epoch has as many indices as
-    :class:`~mmengine.dataset.DefaultSampler` gives each rank (the dataset's
-    size split over the ranks, padded when ``round_up``). The draws come from
-    a ``torch.Generator`` seeded from ``(seed, epoch, rank)``, so a resumed
-    run (whose epoch ``DistSamplerSeedHook`` passes to :meth:`set_epoch`)
-    draws what the uninterrupted run drew, and each rank and every epoch
-    draws its own indices.
-
-    Use it with any dataset of single samples, e.g. ``HybridPairDataset``
-    or ``LongTailedDataset`` (``train_dataloader.sampler=dict(type=
-    'ClassBalancedSampler')``).
+    """Yields class-balanced single indices (the "CE with class-balanced
+    sampling" baseline), as many per rank and epoch as
+    :class:`~mmengine.dataset.DefaultSampler` gives, each drawn as the
+    balanced index ``j`` of :class:`ClassBalancedPairSampler`.
 
     Args:
         dataset (Sized): The dataset; it must give one label per sample
@@ -121,6 +96,9 @@ class ClassBalancedSampler(_ClassBalancedDraws):
         round_up (bool): Whether every rank gets the same number of indices
             (``ceil(len(dataset) / world_size)``). Defaults to True.
     """
+
+    #: Every index it yields is class-balanced (see ModelDataCheckHook).
+    class_balanced = True
 
     def __init__(self,
                  dataset: Sized,
@@ -135,30 +113,10 @@ class ClassBalancedSampler(_ClassBalancedDraws):
 
 @DATA_SAMPLERS.register_module()
 class ClassBalancedPairSampler(_ClassBalancedDraws):
-    """Yields ``(i, j, seed)``: a uniform index, a class-balanced index and a
-    seed for the per-sample augmentation of the pair.
-
-    ``i`` runs exactly as mmengine's :class:`~mmengine.dataset.DefaultSampler`
-    (this class subclasses it): shuffled by ``seed + epoch``, padded when
-    ``round_up`` and sharded by rank, so every rank sees its own part of one
-    common permutation of the (long-tailed) dataset per epoch.
-
-    ``j`` is drawn independently for every ``i``: a class uniformly among the
-    classes that have images, then an image of that class uniformly, with
-    replacement (as :class:`ClassBalancedSampler` draws). The draws come from
-    a ``torch.Generator`` seeded from ``(seed, epoch, rank)``, so:
-
-    - they are the same for the same seed and epoch (a resumed run, whose
-      epoch the runner restores and passes to :meth:`set_epoch` through
-      ``DistSamplerSeedHook``, draws what the uninterrupted run drew);
-    - each rank draws different balanced samples, and every epoch new ones.
-
-    ``seed`` (62 bits, from the same generator) seeds the per-sample
-    transforms of :class:`HybridPairDataset`, so a resumed run repeats them
-    whatever the worker settings.
-
-    The sampler runs in the main process, so it works with any
-    ``num_workers``. Use it with :class:`HybridPairDataset`.
+    """Yields ``(i, j, seed)`` for :class:`HybridPairDataset`: ``i`` as
+    :class:`~mmengine.dataset.DefaultSampler` yields it, ``j`` class-balanced
+    and ``seed`` (below 2**62) for the pair's per-sample transforms, both
+    drawn from the generator of ``(seed, epoch, rank)``.
 
     Args:
         dataset (Sized): The dataset; it must give one label per sample

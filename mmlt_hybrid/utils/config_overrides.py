@@ -14,22 +14,40 @@ _AMP_WRAPPERS = ('OptimWrapper', 'AmpOptimWrapper', 'CpuAmpOptimWrapper')
 _GPU_AMP_ONLY_KEYS = ('loss_scale', 'dtype', 'use_fsdp')
 
 
-def require_file(path: str, what: str) -> None:
-    """Raise a clear error when a local input file is missing.
+def require_file(path: str,
+                 what: str,
+                 expected: Optional[str] = None) -> None:
+    """Raise a clear error when a local input file is missing or no file.
 
     Args:
         path (str): The path given on the command line or in the config.
         what (str): What the file is, for the message (e.g. ``'config'``).
+        expected (str, optional): What was expected instead of a folder or a
+            special file, for the message. Defaults to ``'a <what> file'``.
 
     Raises:
-        FileNotFoundError: If ``path`` is not an existing file. Remote paths
+        FileNotFoundError: If nothing exists at ``path``. Remote paths
             (``scheme://...``) are not checked.
+        IsADirectoryError: If ``path`` is a folder.
+        ValueError: If ``path`` exists but is not a regular file (a device,
+            a pipe, a socket).
     """
     if '://' in str(path):
         return
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{what} file not found: {path!r} '
-                                f'(absolute: {osp.abspath(path)!r})')
+    if osp.isfile(path):
+        return
+    expected = expected or f'a {what} file'
+    if osp.isdir(path):
+        raise IsADirectoryError(
+            f'{what} {path!r} is a directory, not a file; expected '
+            f'{expected}' + ('' if expected.endswith('.') else '.'))
+    if osp.exists(path):
+        raise ValueError(
+            f'{what} {path!r} is not a regular file (a device, a pipe or a '
+            f'socket); expected {expected}'
+            + ('' if expected.endswith('.') else '.'))
+    raise FileNotFoundError(f'{what} file not found: {path!r} '
+                            f'(absolute: {osp.abspath(path)!r})')
 
 
 def _wrapper_type_name(optim_wrapper: dict) -> str:
@@ -150,36 +168,42 @@ def _types_in(evaluator: Any) -> Iterable[str]:
             yield name.split('.')[-1]
 
 
-def add_class_counts_hook(cfg: Config) -> bool:
-    """Add ``ClassCountsHook`` when a ``LongTailAccuracy`` or training needs
-    it.
+def _hook_names(cfg: Config) -> List[str]:
+    """The type names of ``cfg.custom_hooks``."""
+    names = []
+    for hook in cfg.get('custom_hooks') or []:
+        hook_type = hook.get('type') if isinstance(hook, dict) else hook
+        name = hook_type if isinstance(hook_type, str) else getattr(
+            hook_type, '__name__', type(hook_type).__name__)
+        names.append(name.split('.')[-1])
+    return names
 
-    ``LongTailAccuracy`` splits classes into many/medium/few-shot by their
-    training-set counts; ``ClassCountsHook`` fills those in from the training
-    dataset, and before training refuses a head whose ``num_classes`` is not
-    the training set's number of classes. When ``val_evaluator`` or
-    ``test_evaluator`` contains a ``LongTailAccuracy``, or the config has a
-    ``train_dataloader``, and ``custom_hooks`` has no ``ClassCountsHook``,
-    ``dict(type='ClassCountsHook')`` is appended to ``custom_hooks``.
+
+def add_data_hooks(cfg: Config) -> List[str]:
+    """Add the hooks that join the model to its training data, where the
+    config needs them and lacks them.
+
+    ``ClassCountsHook`` (the training-set class counts for
+    ``LongTailAccuracy`` and the model's class priors) where
+    ``val_evaluator`` or ``test_evaluator`` has a ``LongTailAccuracy`` or
+    the config trains (has a ``train_dataloader``); ``ModelDataCheckHook``
+    (the model checked against its training data before training) where it
+    trains. Each is appended to ``custom_hooks`` unless already there.
 
     Args:
         cfg (Config): The run's config, changed in place.
 
     Returns:
-        bool: Whether the hook was added.
+        list[str]: The names of the hooks added.
     """
     metric_types = set(_types_in(cfg.get('val_evaluator'))) | set(
         _types_in(cfg.get('test_evaluator')))
-    if 'LongTailAccuracy' not in metric_types and not cfg.get(
-            'train_dataloader'):
-        return False
-    hooks = list(cfg.get('custom_hooks') or [])
-    for hook in hooks:
-        hook_type = hook.get('type') if isinstance(hook, dict) else hook
-        name = hook_type if isinstance(hook_type, str) else getattr(
-            hook_type, '__name__', type(hook_type).__name__)
-        if name.split('.')[-1] == 'ClassCountsHook':
-            return False
-    hooks.append(dict(type='ClassCountsHook'))
-    cfg.custom_hooks = hooks
-    return True
+    trains = bool(cfg.get('train_dataloader'))
+    wanted = ['ClassCountsHook'] * (trains or 'LongTailAccuracy' in
+                                    metric_types)
+    wanted += ['ModelDataCheckHook'] * trains
+    added = [name for name in wanted if name not in _hook_names(cfg)]
+    if added:
+        cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+            dict(type=name) for name in added]
+    return added

@@ -472,3 +472,40 @@ def test_both_data_paths_start_from_the_same_weights(tiny_folder, tmp_path):
     # (initialised weights, not zeros left by a skipped initialisation)
     assert not torch.equal(device['backbone.conv1.weight'],
                            torch.zeros_like(device['backbone.conv1.weight']))
+
+
+def test_short_benchmark_scales_the_configs_own_schedule():
+    """Milestones, warm-up and cosine lengths scale with --epochs (written
+    out by hand here); --warmup-epochs resizes the config's own warm-up or
+    puts one first."""
+    common = load_tool('benchmarks/cifar10lt_common.py')
+    scale = common.scale_schedule
+    paper = dict(type='MultiStepLR', by_epoch=True, milestones=[120, 160],
+                 gamma=0.1)
+    assert scale(paper, 200, 20) == [dict(paper, milestones=[12, 16])]
+    assert scale(paper, 200, 7)[0]['milestones'] == [4, 6]  # 4.2, 5.6
+    strong = [
+        dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0,
+             end=5, convert_to_iter_based=True),
+        dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=True, begin=5,
+             end=200, convert_to_iter_based=True)]
+    twenty = scale(strong, 200, 20)
+    # 5 of 200 epochs is 0.5 at 20: a warm-up stays at least one epoch
+    assert [(s['begin'], s['end']) for s in twenty] == [(0, 1), (1, 20)]
+    assert [(s['begin'], s['end']) for s in scale(strong, 200, 400)] == [
+        (0, 10), (10, 400)]
+    assert strong[0]['end'] == 5  # the config is not changed
+    # An iteration-based scheduler is kept.
+    iters = dict(type='LinearLR', by_epoch=False, begin=0, end=500)
+    assert scale([iters], 200, 20) == [iters]
+    # --warmup-epochs: the config's own warm-up resized, the next one moved
+    assert [(s['begin'], s['end']) for s in scale(strong, 200, 20, 2)] == [
+        (0, 2), (2, 20)]
+    # ... or a linear one put first
+    warm = scale(paper, 200, 20, 1)
+    assert warm[0] == dict(type='LinearLR', start_factor=0.01, by_epoch=True,
+                           begin=0, end=1, convert_to_iter_based=True)
+    assert warm[1]['milestones'] == [12, 16]
+    assert common.describe_schedule(warm) == (
+        'LinearLR[0, 1) x0.01..1; MultiStepLR[0, end) milestones [12, 16] '
+        'x0.1')

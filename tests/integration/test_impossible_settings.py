@@ -17,7 +17,7 @@ from mmengine.runner import Runner
 
 import mmlt_hybrid  # noqa: F401  (registers the components)
 from mmlt_hybrid.engine.hooks import HybridTransitionHook
-from mmlt_hybrid.utils import add_class_counts_hook
+from mmlt_hybrid.utils import add_data_hooks
 from tool_runner import REPO_ROOT, TINY_CONFIG, scalars, tiny_overrides
 
 TINY_HYBRID_SC = REPO_ROOT / 'tests' / 'configs' / 'tiny_hybrid_sc.py'
@@ -28,6 +28,8 @@ TINY_HYBRID_SC = REPO_ROOT / 'tests' / 'configs' / 'tiny_hybrid_sc.py'
 class PairItems(torch.utils.data.Dataset):
     """Four hybrid items, each with ``views`` views of its uniform image;
     all of class 0, so any two rows of a step are a positive pair."""
+
+    metainfo = dict(classes=('a', 'b'))
 
     def __init__(self, views):
         self.views = views
@@ -71,7 +73,8 @@ def pair_runner(work_dir, batch_size, data_views, num_views=None,
             collate_fn=dict(type='pseudo_collate')),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         train_cfg=dict(by_epoch=True, max_epochs=2),
-        custom_hooks=[dict(type='HybridTransitionHook')],
+        custom_hooks=[dict(type='HybridTransitionHook'),
+                      dict(type='ModelDataCheckHook')],
         default_hooks=dict(checkpoint=None,
                            logger=dict(type='LoggerHook', interval=1)),
         log_processor=dict(window_size=1),
@@ -164,22 +167,30 @@ def test_stock_config_gets_the_class_check(tiny_folder, tmp_path):
                          'train_dataloader.num_workers': 0})
     cfg.work_dir = str(tmp_path)
     cfg.log_level = 'WARNING'
-    assert add_class_counts_hook(cfg)
-    assert cfg.custom_hooks == [dict(type='ClassCountsHook')]
+    assert add_data_hooks(cfg) == ['ClassCountsHook', 'ModelDataCheckHook']
+    assert cfg.custom_hooks == [dict(type='ClassCountsHook'),
+                                dict(type='ModelDataCheckHook')]
     with pytest.raises(ValueError,
                        match=r'model\.head\.num_classes=20.*10 classes'):
         Runner.from_cfg(cfg).train()
 
 
-def test_class_counts_hook_added_to_every_training_config():
+def test_data_hooks_added_to_every_training_config():
     plain = Config(dict(train_dataloader=dict(batch_size=2),
                         val_evaluator=dict(type='Accuracy')))
-    assert add_class_counts_hook(plain)
-    assert plain.custom_hooks == [dict(type='ClassCountsHook')]
-    assert not add_class_counts_hook(plain)  # once
+    assert add_data_hooks(plain) == ['ClassCountsHook', 'ModelDataCheckHook']
+    assert plain.custom_hooks == [dict(type='ClassCountsHook'),
+                                  dict(type='ModelDataCheckHook')]
+    assert add_data_hooks(plain) == []  # once
     no_training = Config(dict(test_evaluator=dict(type='Accuracy')))
-    assert not add_class_counts_hook(no_training)
+    assert add_data_hooks(no_training) == []
     assert 'custom_hooks' not in no_training
+    # Testing with LongTailAccuracy needs the counts, not the check.
+    testing = Config(dict(test_evaluator=dict(type='LongTailAccuracy'),
+                          custom_hooks=[dict(type='EMAHook')]))
+    assert add_data_hooks(testing) == ['ClassCountsHook']
+    assert testing.custom_hooks == [dict(type='EMAHook'),
+                                    dict(type='ClassCountsHook')]
 
 
 # --- a schedule that never weights the classifier --------------------------

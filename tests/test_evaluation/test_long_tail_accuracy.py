@@ -203,11 +203,11 @@ def test_bad_class_counts():
     assert LongTailAccuracy(
         class_counts=torch.tensor([4, 2])).class_counts == [4, 2]
     with pytest.raises(TypeError, match="class_counts='abc' is not allowed; "
-                       'it must list the training images of every class'):
+                       'it must be one integer >= 0 per class'):
         LongTailAccuracy(class_counts='abc')
     with pytest.raises(ValueError,
                        match=r'class_counts=\[\] is not allowed; it must '
-                       'list'):
+                       'be one integer >= 0 per class'):
         LongTailAccuracy(class_counts=[])
     metric = LongTailAccuracy()
     with pytest.raises(ValueError, match=r'class_counts\[1\]=None is not'):

@@ -70,3 +70,27 @@ def test_check_general_form():
                               'pair (h, w).')
     with pytest.raises(KeyError, match='E: k=1 is not allowed'):
         check('E', 'k', 1, False, 'a name', KeyError)
+
+
+def test_check_counts_is_the_one_class_count_check():
+    """Lists, tuples, arrays and tensors of integers give a list of ints;
+    the message names the bad class; min_value and the hint are the
+    caller's."""
+    import numpy as np
+    import torch
+    from mmlt_hybrid.validation import check_counts
+    for counts in ([3, 0, 1], (3, 0, 1), np.array([3, 0, 1]),
+                   torch.tensor([3, 0, 1])):
+        assert check_counts('M', 'class_counts', counts) == [3, 0, 1]
+        assert all(type(c) is int for c in check_counts('M', 'k', counts))
+    with pytest.raises(ValueError, match=r'^L: class_counts\[1\]=0 is not '
+                       r'allowed; it must be an integer >= 1, do this\.$'):
+        check_counts('L', 'class_counts', [3, 0], 1, ', do this')
+    with pytest.raises(ValueError, match=r'k\[0\]=2.5 is not allowed'):
+        check_counts('M', 'k', torch.tensor([2.5]))
+    with pytest.raises(ValueError, match=r'k=\[\] is not allowed; it must be '
+                       r'one integer >= 0 per class\.$'):
+        check_counts('M', 'k', [])
+    with pytest.raises(TypeError, match=r"k='12' is not allowed; it must be "
+                       r'one integer >= 0 per class \(a list, tuple'):
+        check_counts('M', 'k', '12')

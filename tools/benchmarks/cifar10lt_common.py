@@ -137,6 +137,92 @@ def check_data_root(parser: argparse.ArgumentParser,
         parser.error(str(err))
 
 
+#: Keys of a parameter scheduler that count epochs (with ``by_epoch``).
+_EPOCH_KEYS = ('begin', 'end', 'T_max', 'step_size')
+
+
+def _scaled(epoch, ratio: float):
+    """An epoch boundary scaled by ``ratio``: 0 (and a non-number) stays,
+    any other boundary stays at least 1 epoch."""
+    if epoch == 0 or not isinstance(epoch, (int, float)) or \
+            epoch == float('inf'):
+        return epoch
+    return max(1, round(epoch * ratio))
+
+
+def scale_schedule(schedulers, epochs: int, new_epochs: int,
+                   warmup_epochs: Optional[int] = None) -> List[dict]:
+    """A config's parameter schedulers, scaled from ``epochs`` to
+    ``new_epochs``.
+
+    Every epoch count of a by-epoch scheduler (``begin``, ``end``,
+    ``milestones``, ``T_max``, ``step_size``) is scaled by ``new_epochs /
+    epochs`` and rounded; a boundary other than 0 stays at least 1 epoch, and
+    ``end == epochs`` becomes ``new_epochs``. Iteration-based schedulers are
+    kept as they are. With ``warmup_epochs`` the run gets a linear warm-up
+    of that many epochs: the config's own (a ``LinearLR`` that begins at 0),
+    lengthened or shortened, the scheduler that began where it ended moved
+    along; or, where it has none, ``LinearLR(start_factor=0.01)`` per
+    iteration, put first.
+
+    Args:
+        schedulers (dict | list[dict]): ``cfg.param_scheduler``.
+        epochs (int): The epochs the config was written for.
+        new_epochs (int): The epochs of the run.
+        warmup_epochs (int, optional): Epochs of linear warm-up; None keeps
+            the config's own (scaled).
+
+    Returns:
+        list[dict]: The scaled schedulers (copies).
+    """
+    ratio = new_epochs / epochs
+    out = []
+    for scheduler in copy.deepcopy(
+            [schedulers] if isinstance(schedulers, dict) else
+            list(schedulers or [])):
+        if scheduler.get('by_epoch', True):
+            for key in _EPOCH_KEYS:
+                if key in scheduler:
+                    scheduler[key] = (new_epochs if scheduler[key] == epochs
+                                      else _scaled(scheduler[key], ratio))
+            if 'milestones' in scheduler:
+                scheduler['milestones'] = [
+                    _scaled(m, ratio) for m in scheduler['milestones']]
+        out.append(scheduler)
+    if warmup_epochs is None:
+        return out
+    own = next((s for s in out if s.get('type') == 'LinearLR'
+                and s.get('begin', 0) == 0), None)
+    if own is None:
+        return [dict(type='LinearLR', start_factor=0.01, by_epoch=True,
+                     begin=0, end=warmup_epochs,
+                     convert_to_iter_based=True)] + out
+    for scheduler in out:
+        if scheduler is not own and scheduler.get('begin') == own.get('end'):
+            scheduler['begin'] = warmup_epochs
+    own['end'] = warmup_epochs
+    return out
+
+
+def describe_schedule(schedulers) -> str:
+    """The schedulers in a line, e.g. ``LinearLR[0, 1) x0.01..1;
+    MultiStepLR milestones [12, 16] x0.1``."""
+    parts = []
+    for s in [schedulers] if isinstance(schedulers, dict) else schedulers:
+        span = f"[{s.get('begin', 0)}, {s.get('end', 'end')})"
+        if s.get('type') == 'MultiStepLR':
+            detail = (f"milestones {list(s['milestones'])} "
+                      f"x{s.get('gamma', 0.1):g}")
+        elif s.get('type') == 'LinearLR':
+            detail = (f"x{s.get('start_factor', 1 / 3):g}.."
+                      f"{s.get('end_factor', 1.0):g}")
+        else:
+            detail = ', '.join(f'{k}={v}' for k, v in s.items()
+                               if k not in ('type', 'begin', 'end'))
+        parts.append(f"{s.get('type')}{span} {detail}".strip())
+    return '; '.join(parts)
+
+
 def build_cfg(method: str,
               data_root: str,
               work_dir: str,
@@ -147,7 +233,8 @@ def build_cfg(method: str,
               num_workers: Optional[int] = None,
               amp: bool = False,
               seed: int = 0,
-              log_interval: int = 20):
+              log_interval: int = 20,
+              warmup_epochs: Optional[int] = None):
     """A method's shipped CIFAR-10-LT config on a folder copy of the data.
 
     What is not given is left as the shipped config has it (the paper's
@@ -160,8 +247,9 @@ def build_cfg(method: str,
         method (str): A key of :data:`METHODS`.
         data_root (str): A folder copy of the data (see :func:`data_format`).
         work_dir (str): The runner's work dir.
-        epochs (int, optional): Epochs; the lr milestones move to 60 % and
-            80 % of them (120/200 and 160/200 in the paper).
+        epochs (int, optional): Epochs; the config's own schedule is scaled
+            to them (:func:`scale_schedule`: the paper's milestones 120/200
+            and 160/200 become 60 % and 80 % of them).
         batch_size (int, optional): Images per branch per step; the lr is
             scaled linearly from the config's (0.5 at
             ``auto_scale_lr.base_batch_size`` 512).
@@ -181,6 +269,8 @@ def build_cfg(method: str,
         seed (int): The run's seed (``randomness.seed``); the long-tailed
             selection keeps the protocol's seed 0.
         log_interval (int): Iterations between log lines.
+        warmup_epochs (int, optional): A linear warm-up of that many epochs
+            (:func:`scale_schedule`); None keeps the config's own.
 
     Returns:
         Config: The run's config, with ``ClassCountsHook`` as
@@ -189,7 +279,7 @@ def build_cfg(method: str,
     """
     from mmengine.config import Config
 
-    from mmlt_hybrid.utils import add_class_counts_hook, enable_amp
+    from mmlt_hybrid.utils import add_data_hooks, enable_amp
 
     if method not in METHODS:
         raise ValueError(f'method={method!r} is unknown; allowed: '
@@ -257,13 +347,13 @@ def build_cfg(method: str,
             train_loader.num_workers = num_workers
         train_loader.persistent_workers = train_loader.num_workers > 0
 
-    # Schedule: the paper's shape, scaled to the budget when overridden.
-    max_epochs = cfg.train_cfg.max_epochs if epochs is None else epochs
+    # Schedule: the config's own, scaled to the budget when overridden.
+    config_epochs = cfg.train_cfg.max_epochs
+    max_epochs = config_epochs if epochs is None else epochs
     cfg.train_cfg = dict(by_epoch=True, max_epochs=max_epochs)
-    if epochs is not None:
-        cfg.param_scheduler = dict(
-            type='MultiStepLR', by_epoch=True, gamma=0.1,
-            milestones=[round(0.6 * epochs), round(0.8 * epochs)])
+    if epochs is not None or warmup_epochs is not None:
+        cfg.param_scheduler = scale_schedule(
+            cfg.param_scheduler, config_epochs, max_epochs, warmup_epochs)
     if batch_size is not None:
         base = cfg.get('auto_scale_lr', {}).get('base_batch_size',
                                                 train_loader.batch_size)
@@ -277,15 +367,16 @@ def build_cfg(method: str,
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=log_interval)
     cfg.randomness = dict(seed=seed, deterministic=False)
     cfg.work_dir = work_dir
-    add_class_counts_hook(cfg)
+    add_data_hooks(cfg)
     return cfg
 
 
 def build_run_cfg(name: str, args: argparse.Namespace, **kwargs):
     """:func:`build_cfg` of one run of a benchmark script: its data root,
-    epochs, batch size, amp and seed from the command line ``args``, the
-    work dir ``args.work_dir/name``, and ``name`` as the experiment name
-    (the runner appends a timestamp). ``kwargs`` go to :func:`build_cfg`."""
+    epochs, batch size, amp, seed and warm-up (``warmup_epochs``, where the
+    script has it) from the command line ``args``, the work dir
+    ``args.work_dir/name``, and ``name`` as the experiment name (the runner
+    appends a timestamp). ``kwargs`` go to :func:`build_cfg`."""
     cfg = build_cfg(
         name,
         data_root=args.data_root,
@@ -294,6 +385,7 @@ def build_run_cfg(name: str, args: argparse.Namespace, **kwargs):
         batch_size=args.batch_size,
         amp=args.amp,
         seed=args.seed,
+        warmup_epochs=getattr(args, 'warmup_epochs', None),
         **kwargs)
     cfg.experiment_name = name
     return cfg
@@ -307,13 +399,16 @@ def describe_cfg(cfg) -> Dict[str, object]:
     if amp != 'fp32' and cfg.optim_wrapper.get('dtype'):
         amp = {'float16': 'fp16', 'bfloat16': 'bf16'}.get(
             cfg.optim_wrapper.dtype, cfg.optim_wrapper.dtype)
-    scheduler = cfg.param_scheduler
+    schedulers = cfg.param_scheduler
+    schedulers = [schedulers] if isinstance(schedulers, dict) else schedulers
+    milestones = next((list(s['milestones']) for s in schedulers
+                       if 'milestones' in s), None)
     return dict(
         epochs=cfg.train_cfg.max_epochs,
         batch_size=cfg.train_dataloader.batch_size,
         lr=cfg.optim_wrapper.optimizer.lr,
-        milestones=list(scheduler.get('milestones', []))
-        if isinstance(scheduler, dict) else None,
+        milestones=milestones,
+        schedule=describe_schedule(schedulers),
         precision=amp,
         train_workers=cfg.train_dataloader.num_workers,
         seed=cfg.randomness.seed)

@@ -62,7 +62,7 @@ def main():
     strong = build_batch_transforms(
         Config.fromfile(osp.join(REPO, RECIPE)).strong_batch_transforms)
     paper = build_batch_transforms(
-        Config.fromfile(osp.join(REPO, PAPER)).batch_augment)
+        Config.fromfile(osp.join(REPO, PAPER)).cifar_batch_transforms)
     pipeline = per_sample_pipeline()
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.batch_size, 32, 32, 3), np.uint8)

@@ -22,7 +22,7 @@ num_classes = 10
 # (ITU-R 601 luma weights, in the images' RGB order, kept as 3 channels).
 # It runs on the whole uint8 batch on the model's device, every view of
 # every image with its own draws (HybridDataPreprocessor.batch_transforms).
-batch_augment = [
+cifar_batch_transforms = [
     dict(type='BatchRandomCrop', crop_size=32, padding=4),
     dict(type='BatchRandomFlip', prob=0.5, direction='horizontal'),
     dict(
@@ -44,7 +44,7 @@ data_preprocessor = dict(
     # two views of every uniform image for the feature branch; the balanced
     # image (and a plain-CE batch) gets one, with the same augmentation
     num_views=2,
-    batch_transforms=batch_augment,
+    batch_transforms=cifar_batch_transforms,
     # The convolutions run channels-last: the same losses as contiguous
     # images, and a ResNet-32 step 10-12 % faster in fp32 on an AVX2 CPU
     # (docs/benchmarks.md); on GPUs the layout tensor cores prefer.

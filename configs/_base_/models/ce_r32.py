@@ -11,5 +11,6 @@ model = dict(
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
     ))
 
-# Fills LongTailAccuracy's per-class training counts from the training set.
-custom_hooks = [dict(type='ClassCountsHook')]
+# Fills LongTailAccuracy's per-class training counts from the training set;
+# checks the model against the training set before training.
+custom_hooks = [dict(type='ClassCountsHook'), dict(type='ModelDataCheckHook')]

@@ -14,4 +14,5 @@ model = dict(
 custom_hooks = [
     dict(type='HybridTransitionHook', schedule='parabolic'),
     dict(type='ClassCountsHook'),
+    dict(type='ModelDataCheckHook'),
 ]

@@ -8,7 +8,7 @@ from mmengine.runner import BaseLoop
 
 from mmpretrain.registry import DATASETS, HOOKS
 from mmpretrain.utils import get_ori_model
-from ...datasets.utils import class_counts_of, num_classes_of
+from ...datasets.utils import class_counts_of
 from ...evaluation.metrics.long_tail_accuracy import LongTailAccuracy
 
 
@@ -16,39 +16,17 @@ from ...evaluation.metrics.long_tail_accuracy import LongTailAccuracy
 class ClassCountsHook(Hook):
     """Fill the class counts of metrics and model parts that have none.
 
-    Before running, validating and testing, every ``LongTailAccuracy`` of
-    the validation and test evaluators whose ``class_counts`` is None gets
-    the per-class image counts of the training dataset: the runner's
-    training dataloader's dataset when it is built (training), else a dataset
-    built from ``cfg.train_dataloader.dataset`` (``tools/test.py``; it is
-    only read for its counts). Counts given in the metric config are kept.
-
-    The model's parts get the training set's counts by a protocol: every
-    submodule of the model (``model.modules()``) whose attribute
-    ``needs_class_counts`` is true has its ``set_class_counts(counts)``
-    called with the counts (``list[int]``, label order) before training, at
-    ``before_run`` (so that ``EMAHook``'s copy of the model holds them; this
-    hook's priority is above ``EMAHook``'s) and again at ``before_train``
-    (after a checkpoint was loaded). A part whose config gives the counts
-    sets ``needs_class_counts = False`` and keeps them. ``LogitAdjustedLoss``,
-    ``BalancedSoftmaxLoss`` and ``LogitAdjustedLinearClsHead`` follow it
-    (:class:`~mmlt_hybrid.models.losses.ClassPriorMixin`); they save the
-    counts in a buffer, so testing takes them from the checkpoint and this
-    hook does not fill the model when only testing.
-
-    Before training it also refuses a classification head (``model.head``,
-    and ``model.feat_head`` when it has classes) whose ``num_classes`` is not
-    the training set's number of classes
-    (:func:`~mmlt_hybrid.datasets.utils.num_classes_of`):
-    a head with more classes trains silently, one with fewer fails in the
-    loss. ``tools/train.py`` adds this hook to every config that trains
-    (:func:`mmlt_hybrid.utils.add_class_counts_hook`), so the check applies
-    to plain mmpretrain configs too.
+    Every ``LongTailAccuracy`` without ``class_counts`` gets the training
+    set's per-class counts (from the built training dataloader, or, when
+    only testing, from a dataset built from ``cfg.train_dataloader``); every
+    model part with ``needs_class_counts`` gets them through
+    ``set_class_counts`` at ``before_run`` (before ``EMAHook`` copies the
+    model) and again at ``before_train`` (after a checkpoint was loaded).
+    Counts given in a config are kept. The protocol is in docs/design.md.
 
     Raises:
         ValueError: If a metric needs counts and no training dataset is
-            configured; if a head's ``num_classes`` differs from the
-            training set's number of classes.
+            configured.
     """
 
     priority = 'ABOVE_NORMAL'  # before EMAHook copies the model
@@ -109,25 +87,8 @@ class ClassCountsHook(Hook):
         self._fill(runner, evaluators)
 
     def before_train(self, runner) -> None:
-        """Refuse heads whose ``num_classes`` is not the training set's,
-        then fill the counts of the model's parts."""
-        model = get_ori_model(runner.model)
-        dataset = runner.train_dataloader.dataset
-        num_classes = None  # counted only when a head has classes
-        for name in ('head', 'feat_head'):
-            head_classes = getattr(
-                getattr(model, name, None), 'num_classes', None)
-            if head_classes is None:
-                continue
-            if num_classes is None:
-                num_classes = num_classes_of(dataset)
-            if head_classes != num_classes:
-                raise ValueError(
-                    f'ClassCountsHook: model.{name}.num_classes={head_classes}'
-                    ' but the training set (train_dataloader.dataset, '
-                    f'{type(dataset).__name__}) has {num_classes} classes; set'
-                    f' model.{name}.num_classes={num_classes}, or train on '
-                    'the intended dataset.')
+        """Fill the counts of the model's parts again, after a checkpoint
+        was loaded."""
         self._fill_model(runner)
 
     def before_val(self, runner) -> None:

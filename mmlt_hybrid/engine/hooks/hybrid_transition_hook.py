@@ -1,17 +1,14 @@
 """Sets the loss weight alpha of a hybrid network during training."""
 import logging
 import math
-from typing import Optional, Tuple
+from typing import Optional
 
-from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.runner import IterBasedTrainLoop
 from mmpretrain.registry import HOOKS
 from mmpretrain.utils import get_ori_model
 
-from ...datasets.utils import labels_of
-from ...models.losses.supcon_loss import SupConLoss
 from ...validation import check_bool, check_choice, check_int, check_number
 
 SCHEDULES = ('parabolic', 'linear', 'cosine', 'step', 'constant')
@@ -21,33 +18,16 @@ SCHEDULES = ('parabolic', 'linear', 'cosine', 'step', 'constant')
 class HybridTransitionHook(Hook):
     """Move the hybrid loss from feature learning to classifier learning.
 
-    Before every training epoch (``by_epoch=True``) or iteration
-    (``by_epoch=False``) this hook sets ``model.alpha`` (the model is
-    unwrapped first when it is a DDP or other model wrapper), the weight of
-    the feature loss in ``alpha * L_feat + (1 - alpha) * L_cls``. With
-    ``T`` the current epoch counted from 0 (``runner.epoch``) and ``T_max``
-    the number of epochs (or ``runner.iter`` and ``runner.max_iters`` when
-    ``by_epoch=False``):
-
-    - ``'parabolic'`` (the paper): ``alpha = 1 - (T / T_max) ** 2``, so 1 in
-      the first epoch and close to 0 in the last;
-    - ``'linear'``: ``1 - T / T_max``;
-    - ``'cosine'``: ``(1 + cos(pi * T / T_max)) / 2``;
-    - ``'step'``: 1 while ``T < switch_epoch`` (``switch_iter`` when
-      ``by_epoch=False``), 0 from then on;
-    - ``'constant'``: ``value`` throughout.
-
-    alpha is recorded every iteration as the training scalar ``train/alpha``
-    (printed with the log and written to ``vis_data/scalars.json``). It is
-    derived from the runner's epoch/iteration counters only, so a run
-    resumed from a checkpoint gets the same alpha as an uninterrupted one.
-
-    Before training (:meth:`before_train`) a ``SupConLoss`` feature head
-    given fewer than 3 rows per step, whose loss is then 0 at every step, is
-    refused, and a schedule whose alpha is 1 in every epoch (iteration) of
-    the run, so that the classifier branch never gets any weight (e.g.
-    ``'parabolic'`` with ``max_epochs=1``), is warned about (a one-step
-    smoke test is such a run).
+    Sets ``alpha`` of the (unwrapped) model, the weight of the feature loss
+    in ``alpha * L_feat + (1 - alpha) * L_cls``, before every epoch
+    (``by_epoch=True``) or iteration, from the runner's counters alone (a
+    resumed run gets the alpha of the uninterrupted one), logs it as
+    ``train/alpha``, and warns before training when alpha stays 1 all run
+    (the classifier would never train). With ``r = T / T_max`` (epochs, or
+    iterations with ``by_epoch=False``; T from 0) the schedules are
+    ``'parabolic'`` (the paper) ``1 - r ** 2``, ``'linear'`` ``1 - r``,
+    ``'cosine'`` ``(1 + cos(pi r)) / 2``, ``'step'`` 1 before the switch and
+    0 from it, and ``'constant'`` ``value``.
 
     Args:
         schedule: One of ``'parabolic'``, ``'linear'``, ``'cosine'``,
@@ -148,36 +128,13 @@ class HybridTransitionHook(Hook):
             logger='current',
             level=logging.WARNING)
 
-    @staticmethod
-    def _supcon_batch(model, loader) -> Optional[Tuple[int, int, int]]:
-        """(batch size, views, processes): the factors of the rows that a
-        SupConLoss feature head gets per step; None without such a head,
-        or when the batch alone gives 3 rows."""
-        loss = getattr(getattr(model, 'feat_head', None), 'loss_module', None)
-        batch_size = getattr(loader, 'batch_size', None)
-        if not isinstance(loss, SupConLoss) or not batch_size:
-            return None
-        world = get_world_size() if loss.gather_distributed else 1
-        if batch_size * world >= 3:
-            return None
-        views = getattr(model.data_preprocessor, 'num_views', None)
-        if views is None:  # as many as the data gives (a one-off look)
-            inputs = loader.dataset[0]['inputs']
-            inputs = inputs['views'] if isinstance(inputs, dict) else inputs
-            views = len(inputs) if isinstance(inputs, (list, tuple)) else 1
-        return batch_size, views, world
-
     def before_train(self, runner) -> None:
-        """Check the model, the loop, the feature head's batch and the
-        training labels (against the heads' number of classes) before
-        training starts; warn when alpha is 1 throughout the run.
+        """Check that the model has an alpha and the loop fits ``by_epoch``;
+        warn when alpha is 1 throughout the run.
 
         Raises:
             TypeError: If the model has no ``alpha``.
-            ValueError: If ``by_epoch=True`` with an iteration-based loop;
-                if a ``SupConLoss`` feature head gets fewer than 3 rows per
-                step (``train_dataloader.batch_size`` x views x processes);
-                if a training label is out of the heads' range.
+            ValueError: If ``by_epoch=True`` with an iteration-based loop.
         """
         model = get_ori_model(runner.model)
         if not hasattr(model, 'alpha'):
@@ -190,22 +147,6 @@ class HybridTransitionHook(Hook):
                              'allowed with IterBasedTrainLoop; set '
                              'by_epoch=False.')
         self._warn_if_alpha_stays_1(runner)
-        loader = getattr(runner, 'train_dataloader', None)
-        supcon = self._supcon_batch(model, loader)
-        # Below 3 rows SupCon is 0 at every step: one row has no positive,
-        # two are a positive pair with nothing to contrast it with.
-        if supcon is not None and math.prod(supcon) < 3:
-            raise ValueError(
-                'HybridTransitionHook: the SupConLoss of feat_head gets {} '
-                'row(s) per step (train_dataloader.batch_size={} per process '
-                'x {} view(s) x {} process(es)), so loss_feat would be 0 in '
-                'every step; give at least 3: raise train_dataloader.'
-                'batch_size or data_preprocessor.num_views.'.format(
-                    math.prod(supcon), *supcon))
-        # The labels are checked here, once, instead of in every step (which
-        # would read them back from the device).
-        if hasattr(model, 'check_train_labels'):
-            model.check_train_labels(labels_of(loader.dataset))
 
     def before_train_epoch(self, runner) -> None:
         """Set alpha for this epoch (``by_epoch=True``)."""

@@ -7,7 +7,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.structures import BaseDataElement
 
 from mmpretrain.registry import METRICS
-from ...validation import check_int, check_number
+from ...validation import check_counts, check_int, check_number
 
 #: The usual many/medium/few split of long-tail papers (Liu et al., 2019):
 #: many-shot classes have more than MANY_SHOT_THR training images, few-shot
@@ -126,19 +126,8 @@ class LongTailAccuracy(BaseMetric):
 
     @class_counts.setter
     def class_counts(self, class_counts: Optional[Sequence[int]]) -> None:
-        if isinstance(class_counts, torch.Tensor):
-            class_counts = class_counts.tolist()
-        refusal = (f'{_OWNER}: class_counts={class_counts!r} is not allowed; '
-                   'it must list the training images of every class.')
-        if isinstance(class_counts, (str, bytes)) or not isinstance(
-                class_counts, (Sequence, np.ndarray, type(None))):
-            raise TypeError(refusal)
-        if class_counts is not None and len(class_counts) == 0:
-            raise ValueError(refusal)
-        self._class_counts = None if class_counts is None else [
-            check_int(_OWNER, f'class_counts[{c}]', count, min_value=0)
-            for c, count in enumerate(class_counts)
-        ]
+        self._class_counts = None if class_counts is None else check_counts(
+            _OWNER, 'class_counts', class_counts)
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         """Store the top-k predictions and the label of every test image.

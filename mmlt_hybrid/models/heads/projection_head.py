@@ -70,6 +70,18 @@ class ProjectionHead(BaseModule):
         self.loss_module = loss if loss is None or isinstance(
             loss, nn.Module) else MODELS.build(loss)
 
+    @property
+    def min_rows_per_step(self) -> int:
+        """The fewest feature rows a step must give the loss for it to be
+        non-zero, as the loss declares it (``min_rows``; 1: any number)."""
+        return getattr(self.loss_module, 'min_rows', 1)
+
+    @property
+    def rows_across_ranks(self) -> bool:
+        """Whether the rows of all processes count together (the loss
+        gathers them, ``gather_distributed``)."""
+        return bool(getattr(self.loss_module, 'gather_distributed', False))
+
     def forward(self, feats: FeatsType) -> torch.Tensor:
         """Project and L2-normalise.
 

@@ -11,26 +11,16 @@ from .projection_head import ProjectionHead, SamplesType
 
 @MODELS.register_module()
 class PSCHead(ProjectionHead):
-    """Feature head: projection MLP + L2 normalisation + PSC loss.
-
-    The projection is ``Linear(in, hid) -> ReLU -> Linear(hid, out)``
-    (``with_bn=True`` adds BatchNorm1d after the hidden layer), followed by
-    L2 normalisation. The head owns one learnable prototype per class,
-    ``prototypes`` of shape (num_classes, out_channels), initialised from a
-    standard normal distribution and L2-normalised whenever it is used; it is
-    an ordinary parameter, so the optimizer trains it and checkpoints save and
-    restore it. :meth:`loss` takes feature rows and one label (or data
-    sample) per row. Usable on its own, e.g. as an extra loss head in another
-    model.
+    """Feature head: projection MLP, L2 normalisation and the PSC loss
+    against one learnable prototype per class (``prototypes``, (C,
+    out_channels), standard-normal initialised, L2-normalised when used,
+    trained and checkpointed as an ordinary parameter).
 
     Args:
         num_classes: Number of classes C (>= 2).
         loss: Config of the loss. Defaults to
             ``dict(type='PSCLoss', temperature=0.1)``.
-        **kwargs: ``in_channels`` (the backbone feature's width, default
-            64), ``hid_channels`` (None: ``in_channels``), ``out_channels``
-            (the embedding and prototype width, default 128), ``with_bn``
-            (default False) and ``init_cfg`` of :class:`ProjectionHead`.
+        **kwargs: The arguments of :class:`ProjectionHead`.
 
     Raises:
         ValueError: If ``num_classes`` is not an integer >= 2, or the loss

@@ -5,7 +5,6 @@ buffer (saved in checkpoints) and follows the class-counts protocol of
 :class:`~mmlt_hybrid.engine.hooks.ClassCountsHook`, which fills counts that
 the config leaves out from the training set.
 """
-import numbers
 from typing import List, Optional, Sequence
 
 import torch
@@ -14,25 +13,18 @@ from mmpretrain.models.losses.cross_entropy_loss import (cross_entropy,
                                                          soft_cross_entropy)
 from mmpretrain.registry import MODELS
 
-from ...validation import check_number
+from ...validation import check_counts, check_number
+
+
+#: What to do about a class without training images (it has no prior).
+_NO_PRIOR = (' (a class without training images has no prior): give every '
+             'class a training image, or give class_counts=[...] yourself')
 
 
 def check_class_counts(owner: str, counts) -> List[int]:
-    """Return ``counts`` as a list of ints if it holds one integer > 0 per
-    class.
-
-    Raises:
-        ValueError: If it does not.
-    """
-    if not (hasattr(counts, '__len__') and len(counts) and all(
-            isinstance(c, numbers.Integral) and not isinstance(c, bool)
-            and c > 0 for c in counts)):
-        raise ValueError(
-            f'{owner}: class_counts={counts!r} is not allowed; it must be one'
-            ' integer > 0 per class, its training images (a class without '
-            'any has no prior): give every class a training image, or give '
-            'class_counts=[...] yourself.')
-    return [int(c) for c in counts]
+    """``counts`` as a list of ints, one integer > 0 per class
+    (:func:`~mmlt_hybrid.validation.check_counts`)."""
+    return check_counts(owner, 'class_counts', counts, 1, _NO_PRIOR)
 
 
 class ClassPriorMixin:
@@ -130,6 +122,10 @@ class LogitAdjustedLoss(ClassPriorMixin, nn.Module):
         ValueError: At construction for a bad ``tau`` or ``class_counts``;
             at the first forward when no counts arrived.
     """
+
+    #: It corrects for the long-tailed prior of the training stream, which a
+    #: class-balanced stream no longer has (ModelDataCheckHook refuses it).
+    corrects_for_prior = True
 
     def __init__(self,
                  tau: float = 1.0,

@@ -119,7 +119,7 @@ class PSCLoss(nn.Module):
         check_features_labels('PSCLoss', features, labels)
         num_classes = prototypes.shape[0]
         # Shapes only (the loss's one input check): the labels' range is
-        # checked before training (HybridClassifier.check_train_labels).
+        # checked before training (ModelDataCheckHook.check_labels).
         if (prototypes.dim() != 2 or prototypes.shape[1] != features.shape[1]
                 or num_classes <= (self.num_negatives or 1)):
             raise ValueError(

@@ -1,6 +1,6 @@
 """Registered components; each module below registers on import."""
-from .batch_auto_augment import BatchCutout, BatchRandAugment
-from .batch_transforms import (BatchColorJitter, BatchRandomCrop,
+from .batch_transforms import (BatchColorJitter, BatchCutout,
+                               BatchRandAugment, BatchRandomCrop,
                                BatchRandomFlip, BatchRandomGrayscale)
 from .data_preprocessor import HybridDataPreprocessor
 

@@ -5,7 +5,6 @@ import copy
 import logging
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,7 +14,7 @@ from mmengine.optim import OptimWrapper
 from mmpretrain.structures import DataSample
 
 import mmlt_hybrid  # noqa: F401  (registers the components)
-from mmlt_hybrid.engine.hooks import HybridTransitionHook
+from mmlt_hybrid.engine.hooks import ModelDataCheckHook
 from mmlt_hybrid.models.classifiers import HybridClassifier
 from mmpretrain.registry import MODELS
 from conftest import NoReadBack
@@ -225,7 +224,7 @@ def test_construction_needs_both_heads_and_a_known_cls_input():
         with pytest.raises(ValueError,
                            match=rf'HybridClassifier: cls_input={cls_input!r}'
                            r" is not allowed; it must be one of \('balanced',"
-                           r" 'uniform'\)"):
+                           r" 'uniform', 'own_view'\)"):
             MODELS.build(model_cfg(cls_input=cls_input))
 
 
@@ -236,38 +235,6 @@ def test_psc_num_classes_mismatch():
                        match=r'feat_head.num_classes=5 differs from '
                        r"head.num_classes=4; set both to the dataset's"):
         MODELS.build(cfg)
-
-
-@pytest.mark.parametrize('feat_head', ['SupConHead', 'PSCHead'])
-@pytest.mark.parametrize('labels,bad', [
-    ([0, 7, 1, 1, 3], 7),
-    ([0, 1, 1, 4, 3], 4),
-    ([0, 1, -1, 1, 9], -1),
-])
-def test_check_train_labels_names_label_and_num_classes(
-        feat_head, labels, bad):
-    model = build(feat_head)
-    assert model.num_classes == 4
-    with pytest.raises(ValueError, match=rf'training label {bad} is out of '
-                       r"range for the heads' num_classes=4 \(labels in "
-                       r"\[0, 3\]\); set it to the dataset's"):
-        model.check_train_labels(np.array(labels))
-
-
-def test_check_train_labels_accepts_the_range_and_uses_either_head():
-    model = build('PSCHead')
-    model.check_train_labels(np.array([0, 3, 1, 2, 3]))
-    model.check_train_labels(np.array([], dtype=np.int64))
-    # A classifier head without num_classes: the feature head's is used.
-    model = MODELS.build(model_cfg('PSCHead', head=dict(type='ClsHead')))
-    assert model.num_classes == 4
-    with pytest.raises(ValueError, match="label 4 is out of range for the "
-                       "heads' num_classes=4"):
-        model.check_train_labels(np.array([0, 4]))
-    # Neither head has classes: nothing to check against.
-    model = MODELS.build(model_cfg(head=dict(type='ClsHead')))
-    assert model.num_classes is None
-    model.check_train_labels(np.array([0, 40, -1]))
 
 
 @pytest.mark.parametrize('feat_head', ['SupConHead', 'PSCHead'])
@@ -290,17 +257,17 @@ def test_loss_reads_nothing_back(feat_head):
 def _stub_runner(model, dataset):
     return SimpleNamespace(
         model=model,
-        train_dataloader=SimpleNamespace(dataset=dataset),
+        train_dataloader=SimpleNamespace(dataset=dataset, batch_size=4),
         train_loop=None)
 
 
 @pytest.mark.parametrize('feat_head', ['SupConHead', 'PSCHead'])
-def test_transition_hook_checks_the_training_labels_once(
+def test_the_training_labels_are_checked_once_before_training(
         feat_head, toy_label_dataset):
     model = build(feat_head)
-    hook = HybridTransitionHook()
-    # Labels 0..5 while the heads have 4 classes.
-    too_many = toy_label_dataset([0, 1, 2, 3, 5, 4])
+    hook = ModelDataCheckHook()
+    # Labels 0..5 in a set that names 4 classes, as the heads have.
+    too_many = toy_label_dataset([0, 1, 2, 3, 5, 4], num_classes=4)
     with pytest.raises(ValueError, match=r'label 5 is out of range for '
                        r"the heads' num_classes=4"):
         hook.before_train(_stub_runner(model, too_many))

@@ -57,19 +57,27 @@ def test_uniform_mode_makes_the_preprocessor_view_single_images():
     assert paper.data_preprocessor.view_single_images is False
 
 
-def test_uniform_mode_refuses_a_preprocessor_that_does_not_view():
+def test_uniform_mode_refuses_a_preprocessor_that_cannot_view():
+    # Viewing needs the number of views ...
     with pytest.raises(ValueError,
-                       match=r"HybridClassifier\(cls_input='uniform'\): "
-                       r'data_preprocessor has view_single_images=False; set '
-                       r'view_single_images=True and num_views'):
-        build(data_preprocessor=dict(num_views=2, view_single_images=False))
-    with pytest.raises(ValueError, match=r"cls_input='uniform'.*"
-                       r'view_single_images'):
-        build(data_preprocessor=MODELS.build(
-            dict(type='HybridDataPreprocessor', num_views=2)))
-    # Viewing needs the number of views.
-    with pytest.raises(ValueError, match='needs num_views'):
+                       match=r"HybridClassifier\(cls_input='uniform'\): the "
+                       r'classifier reads views of single images, .* '
+                       r'HybridDataPreprocessor with num_views=None and '
+                       r'batch_augments=None'):
         build(data_preprocessor=dict())
+    # ... and no Mixup / CutMix, which would mix the feature head's views.
+    with pytest.raises(ValueError, match=r"cls_input='uniform'.*num_views=2 "
+                       r'and batch_augments=RandomBatchAugment'):
+        build(data_preprocessor=dict(
+            num_views=2, num_classes=4,
+            batch_augments=dict(augments=dict(type='Mixup', alpha=1.))))
+    # A preprocessor of another kind cannot view single images.
+    with pytest.raises(ValueError, match=r'got ClsDataPreprocessor with '
+                       r'num_views=None'):
+        build(data_preprocessor=dict(type='ClsDataPreprocessor'))
+    # The flag is the model's, not the config's.
+    with pytest.raises(TypeError, match='view_single_images'):
+        build(data_preprocessor=dict(num_views=2, view_single_images=True))
 
 
 @pytest.mark.parametrize('feat_head', ['SupConHead', 'PSCHead'])
@@ -149,8 +157,8 @@ def test_uniform_mode_refuses_a_hybrid_batch():
                        r'ClassBalancedPairSampler'):
         model.loss(hybrid, dict(uniform=data_samples, balanced=data_samples))
     # A single-image Tensor cannot reach the loss in this mode: the
-    # preprocessor, refused at construction without view_single_images=True,
-    # makes every training batch a list of views.
+    # preprocessor, which the model makes view single images at
+    # construction, makes every training batch a list of views.
 
 
 def _write_tiny_config(path, loss=None):

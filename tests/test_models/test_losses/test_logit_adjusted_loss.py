@@ -177,24 +177,40 @@ def test_no_counts_is_a_clear_error_at_the_first_forward(type_):
         loss(torch.randn(2, C), torch.tensor([0, 1]))
 
 
+@pytest.mark.parametrize('counts', [torch.tensor(COUNTS), np.array(COUNTS),
+                                    tuple(COUNTS)])
+def test_counts_as_tensor_array_or_tuple_are_the_list(counts):
+    loss = MODELS.build(dict(type='LogitAdjustedLoss', class_counts=counts))
+    assert loss.class_counts.tolist() == list(COUNTS)
+    assert not loss.needs_class_counts
+
+
 def test_counts_of_another_number_of_classes_are_refused():
     loss = MODELS.build(dict(type='LogitAdjustedLoss', class_counts=COUNTS))
     with pytest.raises(ValueError, match=r'5 classes.*scores have 3'):
         loss(torch.randn(2, 3), torch.tensor([0, 1]))
 
 
-@pytest.mark.parametrize('bad', [[3, 0, 2], [3, -1], [2.5, 1], [True, 2],
-                                 [], 'abc', 7])
-def test_bad_counts_are_refused_at_construction(bad):
-    # One message: the key, the value, what is allowed and what to do.
-    with pytest.raises(ValueError,
-                       match=rf'LogitAdjustedLoss: class_counts='
-                       rf'{re.escape(repr(bad))} is not allowed; it must be '
-                       r'one integer > 0 per class.*give every class a '
+@pytest.mark.parametrize('bad,error,named', [
+    ([3, 0, 2], ValueError, r'class_counts\[1\]=0'),
+    ([3, -1], ValueError, r'class_counts\[1\]=-1'),
+    ([2.5, 1], ValueError, r'class_counts\[0\]=2.5'),
+    ([True, 2], ValueError, r'class_counts\[0\]=True'),
+    (torch.tensor([2., 1.]), ValueError, r'class_counts\[0\]=2.0'),
+    ([], ValueError, r'class_counts=\[\]'),
+    ('abc', TypeError, "class_counts='abc'"),
+    (7, TypeError, 'class_counts=7'),
+])
+def test_bad_counts_are_refused_at_construction(bad, error, named):
+    # One message: the key (and class), the value, what is allowed and what
+    # to do.
+    with pytest.raises(error,
+                       match=rf'LogitAdjustedLoss: {named} is not allowed; '
+                       r'it must be .*integer >= 1.*give every class a '
                        r'training image'):
         MODELS.build(dict(type='LogitAdjustedLoss', class_counts=bad))
     empty = MODELS.build(dict(type='BalancedSoftmaxLoss'))
-    with pytest.raises(ValueError, match='BalancedSoftmaxLoss: class_counts'):
+    with pytest.raises(error, match='BalancedSoftmaxLoss: class_counts'):
         empty.set_class_counts(bad)  # the counts of ClassCountsHook
 
 

@@ -241,7 +241,7 @@ def set_step(hub, seed=0, epoch=0, it=0):
 @pytest.mark.parametrize('num_negatives', [None, 2])
 def test_labels_are_not_read_back(hub, num_negatives):
     # The label range is checked once before training
-    # (HybridClassifier.check_train_labels), not here: the loss never
+    # (ModelDataCheckHook.check_labels), not here: the loss never
     # synchronises with the device.
     set_step(hub, it=3)
     labels = torch.tensor([0, 3, 3, 1])

@@ -16,12 +16,13 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from mmcv.transforms import RandomFlip, RandomGrayscale
 
-import mmlt_hybrid.models.utils.batch_transforms  # noqa: F401 (registers)
+from mmlt_hybrid.models.utils import HybridDataPreprocessor
 from mmlt_hybrid.models.utils.batch_transforms import (
-    BaseBatchTransform, BatchColorJitter, BatchRandomCrop, BatchRandomFlip,
-    BatchRandomGrayscale, apply_batch_transforms, build_batch_transforms)
+    BATCH_TRANSFORMS, BaseBatchTransform, BatchColorJitter, BatchRandomCrop,
+    BatchRandomFlip, BatchRandomGrayscale, apply_batch_transforms,
+    build_batch_transforms)
 from mmpretrain.datasets.transforms import ColorJitter, RandomCrop
-from mmpretrain.registry import BATCH_AUGMENTS
+from mmpretrain.models.utils import ClsDataPreprocessor
 
 pytestmark = pytest.mark.filterwarnings('ignore::UserWarning')
 
@@ -359,10 +360,6 @@ def test_bad_arguments(cls, kwargs, key):
 
 def test_input_errors():
     imgs = make_images(4)
-    crop = BatchRandomCrop(32, 4)
-    # Called as a ClsDataPreprocessor batch augment: (inputs, batch_score).
-    with pytest.raises(TypeError, match='batch_transforms.*batch_augments'):
-        crop(imgs, torch.zeros(4, 10))
     with pytest.raises(ValueError, match='pad_val'):
         BatchRandomCrop(32, 4, pad_val=(1, 2))(imgs)
     with pytest.raises(ValueError, match='channel_weights'):
@@ -372,7 +369,7 @@ def test_input_errors():
 
 
 def test_registry_and_build_helpers():
-    crop = BATCH_AUGMENTS.build(
+    crop = BATCH_TRANSFORMS.build(
         dict(type='BatchRandomCrop', crop_size=32, padding=4))
     assert isinstance(crop, BatchRandomCrop)
     assert repr(crop) == ('BatchRandomCrop(crop_size=(32, 32), '
@@ -392,10 +389,38 @@ def test_registry_and_build_helpers():
     assert build_batch_transforms(None) == []
     with pytest.raises(TypeError, match=r'batch_transforms\[1\]'):
         build_batch_transforms([invert, 3])
-    with pytest.raises(TypeError, match='batch_augments'):
-        build_batch_transforms([dict(type='Mixup', alpha=1.)])
     with pytest.raises(TypeError, match='list'):
         build_batch_transforms(dict(type='BatchRandomFlip'))
+
+
+def not_registered(name: str, registry: str) -> str:
+    """mmengine's message for a type missing from a registry."""
+    return f'{name} is not in the [a-z_]+::{registry} registry'
+
+
+@pytest.mark.parametrize('preprocessor', [
+    ClsDataPreprocessor,
+    lambda **kwargs: HybridDataPreprocessor(num_views=2, **kwargs)
+], ids=['ClsDataPreprocessor', 'HybridDataPreprocessor'])
+def test_batch_transform_is_not_a_batch_augment(preprocessor):
+    """A batch transform put in ``batch_augments`` is not found in
+    mmpretrain's BATCH_AUGMENTS (the Mixup/CutMix registry)."""
+    crop = dict(type='BatchRandomCrop', crop_size=32, padding=4)
+    message = not_registered('BatchRandomCrop', 'batch augment')
+    with pytest.raises(KeyError, match=message):
+        preprocessor(num_classes=10, batch_augments=dict(augments=[crop]))
+
+
+def test_batch_augment_is_not_a_batch_transform():
+    """Mixup put in ``batch_transforms`` is not found in
+    BATCH_TRANSFORMS."""
+    mixup = dict(type='Mixup', alpha=1.)
+    with pytest.raises(
+            KeyError, match=not_registered('Mixup', 'batch transform')):
+        HybridDataPreprocessor(num_views=2, batch_transforms=[mixup])
+    with pytest.raises(
+            KeyError, match=not_registered('Mixup', 'batch transform')):
+        build_batch_transforms([mixup])
 
 
 @pytest.mark.parametrize('dtype', [torch.uint8, torch.float32])

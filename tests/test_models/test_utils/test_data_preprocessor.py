@@ -561,6 +561,14 @@ def test_bad_num_views(num_views):
         HybridDataPreprocessor(num_views=num_views)
 
 
+def viewing(**kwargs):
+    """A preprocessor that views single images, as
+    HybridClassifier(cls_input='uniform') makes its preprocessor."""
+    pre = HybridDataPreprocessor(**kwargs)
+    pre.view_single_images = True
+    return pre
+
+
 # view_single_images: a batch of single images viewed num_views times in
 # training (HybridClassifier(cls_input='uniform') sets it).
 @pytest.mark.parametrize('collate', [pseudo_collate, default_collate])
@@ -570,9 +578,8 @@ def test_view_single_images_makes_num_views_views(collate, hub):
     items = single_items(n, size=(3, 6))
     images = [item['inputs'] for item in items]
     assert all(not torch.equal(img, flipped(img)) for img in images)
-    pre = HybridDataPreprocessor(
-        mean=MEAN, std=STD, num_views=2, view_single_images=True,
-        batch_transforms=FLIP, balanced_transforms=[])
+    pre = viewing(mean=MEAN, std=STD, num_views=2, batch_transforms=FLIP,
+                  balanced_transforms=[])
     out = pre(collate(copy.deepcopy(items)), training=True)
     # mmpretrain's multi-view layout: a list of V tensors of the N images.
     views = out['inputs']
@@ -595,9 +602,8 @@ def test_view_single_images_makes_num_views_views(collate, hub):
 def test_view_single_images_without_transforms_repeats_the_image(hub):
     set_step(hub, it=0)
     items = single_items(3)
-    out = HybridDataPreprocessor(
-        mean=MEAN, std=STD, num_views=3, view_single_images=True)(
-            pseudo_collate(items), training=True)
+    out = viewing(mean=MEAN, std=STD, num_views=3)(
+        pseudo_collate(items), training=True)
     assert len(out['inputs']) == 3
     for view in out['inputs']:
         for k, item in enumerate(items):
@@ -616,8 +622,7 @@ def test_multi_view_default_collate_gives_per_view_tensors(hub):
             ],
             data_samples=DataSample().set_gt_label(k)) for k in range(3)
     ]
-    pre = HybridDataPreprocessor(
-        mean=MEAN, std=STD, num_views=2, view_single_images=True)
+    pre = viewing(mean=MEAN, std=STD, num_views=2)
     out = pre(default_collate(copy.deepcopy(items)), training=True)
     assert isinstance(out['inputs'], list) and len(out['inputs']) == 2
     for v in range(2):
@@ -627,14 +632,14 @@ def test_multi_view_default_collate_gives_per_view_tensors(hub):
     assert [int(s.gt_label) for s in out['data_samples']] == [0, 1, 2]
 
 
-def test_view_single_images_errors():
-    with pytest.raises(ValueError, match=r'view_single_images=True needs '
-                       r'num_views'):
-        HybridDataPreprocessor(view_single_images=True)
-    with pytest.raises(TypeError, match=r"view_single_images='yes'"):
-        HybridDataPreprocessor(num_views=2, view_single_images='yes')
-    with pytest.raises(ValueError, match='batch_augments'):
-        HybridDataPreprocessor(
-            num_views=2, view_single_images=True,
-            batch_augments=dict(augments=dict(type='Mixup', alpha=1.)),
-            num_classes=4)
+def test_view_single_images_is_not_a_setting():
+    """The model that reads the views sets it (one declaration of the
+    classifier's mode); the preprocessor's config cannot."""
+    assert HybridDataPreprocessor(num_views=2).view_single_images is False
+    with pytest.raises(TypeError, match='view_single_images'):
+        HybridDataPreprocessor(num_views=2, view_single_images=True)
+    # Mixing views the feature head reads is refused at the step too.
+    pre = viewing(num_views=2, num_classes=4,
+                  batch_augments=dict(augments=dict(type='Mixup', alpha=1.)))
+    with pytest.raises(ValueError, match='not multi-view batches'):
+        pre(pseudo_collate(single_items(2)), training=True)

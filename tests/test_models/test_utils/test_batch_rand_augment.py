@@ -21,18 +21,17 @@ import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import MessageHub
 
-import mmlt_hybrid.models.utils.batch_auto_augment  # noqa: F401 (registers)
 from mmlt_hybrid.models.utils import HybridDataPreprocessor
-from mmlt_hybrid.models.utils.batch_auto_augment import (BatchCutout,
-                                                         BatchRandAugment)
-from mmlt_hybrid.models.utils.batch_transforms import build_batch_transforms
+from mmlt_hybrid.models.utils.batch_transforms import (BATCH_TRANSFORMS,
+                                                       BatchCutout,
+                                                       BatchRandAugment,
+                                                       build_batch_transforms)
 from mmpretrain.datasets.transforms import (AutoContrast, Brightness,
                                             ColorTransform, Contrast, Cutout,
                                             Equalize, Invert, Posterize,
                                             RandAugment, Rotate, Sharpness,
                                             Shear, Solarize, SolarizeAdd,
                                             Translate)
-from mmpretrain.registry import BATCH_AUGMENTS
 from mmpretrain.structures import DataSample
 from test_batch_transforms import (chi2, chi2_bound, gen, rate_bound, to_chw,
                                    to_hwc)
@@ -389,9 +388,9 @@ def test_dtypes_and_no_value_read_back(transform, dtype):
 
 
 def test_registry_repr_and_pipeline():
-    assert isinstance(BATCH_AUGMENTS.build(dict(type='BatchRandAugment')),
+    assert isinstance(BATCH_TRANSFORMS.build(dict(type='BatchRandAugment')),
                       BatchRandAugment)
-    cutout = BATCH_AUGMENTS.build(dict(type='BatchCutout', shape=(8, 4)))
+    cutout = BATCH_TRANSFORMS.build(dict(type='BatchCutout', shape=(8, 4)))
     assert repr(cutout) == 'BatchCutout(shape=(8, 4), pad_val=128, prob=1.0)'
     assert repr(BatchRandAugment()).startswith(
         "BatchRandAugment(policies='timm_increasing', num_policies=2, ")
@@ -433,7 +432,7 @@ def test_bad_arguments(cls, kwargs, key):
 @pytest.fixture
 def hub():
     """A fresh message hub at a training step, current for the test."""
-    name = f'test_batch_auto_augment_{uuid.uuid4().hex}'
+    name = f'test_batch_rand_augment_{uuid.uuid4().hex}'
     instance = MessageHub.get_instance(name)
     for key, value in (('seed', 3), ('epoch', 0), ('iter', 2)):
         instance.update_info(key, value)

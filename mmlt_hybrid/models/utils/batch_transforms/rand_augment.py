@@ -1,23 +1,8 @@
-"""Batched RandAugment and Cutout, for the on-device data path.
-
-Batch transforms (see :mod:`.batch_transforms` for the contract): every
-image draws its own ops, magnitudes, signs and cut-out positions from the
-given generator; :meth:`apply` uses fixed-shape tensor operations only
-(``torch.where`` over the images that chose an op, ``gather``,
-``scatter_add``), so nothing is read back to the host.
-
-The ops reproduce the arithmetic of mmpretrain's per-sample ops on uint8
-BGR images as mmcv (with OpenCV 5) computes them: ``cv2.addWeighted`` as
-``fma(img, a, degenerate * b)`` in float32, OpenCV's 15-bit integer grey
-(``(3735 B + 19235 G + 9798 R + 2**14) >> 15``), warps with source
-coordinates computed in float32 from the inverted matrix and rounded half
-to even for ``'nearest'``. Float images get the same ops without rounding to
-integers (the degenerate images that some blend with, a grey or smoothed
-image, are rounded for both).
-"""
+"""Batched RandAugment: each image its own ops, magnitudes and signs, with
+the arithmetic of mmpretrain's per-sample ops (mmcv on OpenCV 5)."""
 import math
 from numbers import Number
-from typing import Optional, Sequence, Tuple, Union
+from typing import Sequence, Union
 
 import numpy as np
 import torch
@@ -25,10 +10,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmpretrain.datasets.transforms import auto_augment as mmpretrain_aug
-from mmpretrain.registry import BATCH_AUGMENTS
-from ...validation import check, check_choice, check_int, check_number
-from .batch_transforms import (BaseBatchTransform, _int_pair, _numbers,
-                               _pad_val, _prob)
+from ....registry import BATCH_TRANSFORMS
+from ....validation import check, check_choice, check_int, check_number
+from .base import BaseBatchTransform, check_pad_val, fill_like
 
 _GEOMETRIC = ('Shear', 'Translate', 'Rotate')
 _SIGNED = _GEOMETRIC + ('Contrast', 'ColorTransform', 'Brightness',
@@ -39,37 +23,30 @@ _INTERPOLATIONS = ('nearest', 'bilinear', 'bicubic')
 _FIXED_KEY = dict(Rotate='angle', Posterize='bits', Solarize='thr')
 
 
-@BATCH_AUGMENTS.register_module()
+@BATCH_TRANSFORMS.register_module()
 class BatchRandAugment(BaseBatchTransform):
     """Apply ``num_policies`` random ops of ``policies`` to each image.
 
     Batched counterpart of mmpretrain's ``RandAugment`` (same arguments and
-    meaning; its per-sample ops are built from them, so each op keeps its
-    own defaults: ``prob`` 0.5, ``random_negative_prob`` 0.5 for the signed
-    ops, the interpolation and the ``pad_val`` merged from ``hparams``).
-    Each image draws, in each of ``num_policies`` rounds, an op uniformly
-    from ``policies`` (with replacement, as ``np.random.choice``), whether
-    the op is applied (``prob``), a magnitude level (``magnitude_level``;
-    with ``magnitude_std > 0`` normal around it and clipped to
-    ``[0, total_level]``; with ``'inf'`` uniform in ``[0, level)``), mapped
-    into the op's ``magnitude_range`` as ``level / total_level * (v2 - v1)
-    + v1``, and a sign (``random_negative_prob``).
-
-    Tolerance on uint8 images, against the counterpart with the same ops
-    and magnitudes (mmcv on OpenCV 5; other OpenCV versions round some
-    pixels otherwise): pixel-exact, except the geometric ops with a
-    ``'bilinear'`` or ``'bicubic'`` interpolation (Shear's default), done by
-    ``grid_sample``: at most 1 grey level off, below 0.01 on average
-    (measured: about 1e-4 bicubic, 1e-3 bilinear), and the same fill
-    region. One difference: an int ``pad_val`` fills every channel of a
-    rotated image (mmpretrain's ``Rotate`` passes it to OpenCV, which then
-    fills the first channel only). Float images: within 1 grey level of the
-    uint8 result (the same ops, not rounded to integers).
-
-    Each round applies every op of the policies to the whole batch and
-    keeps, per image, the chosen op's result (``torch.where``); the
-    pointwise ops of uint8 images go through one look-up table per image
-    and channel.
+    meaning; its per-sample ops are built from them, so each op keeps its own
+    defaults: ``prob`` 0.5, ``random_negative_prob`` 0.5 for the signed ops,
+    the interpolation and the ``pad_val`` merged from ``hparams``). Each image
+    draws, in each of ``num_policies`` rounds, an op uniformly from
+    ``policies`` (with replacement, as ``np.random.choice``), whether the op is
+    applied (``prob``), a magnitude level (``magnitude_level``; with
+    ``magnitude_std > 0`` normal around it and clipped to ``[0, total_level]``;
+    with ``'inf'`` uniform in ``[0, level)``), mapped into the op's
+    ``magnitude_range`` as ``level / total_level * (v2 - v1) + v1``, and a sign
+    (``random_negative_prob``). Tolerance on uint8 images, against the
+    counterpart with the same ops and magnitudes (mmcv on OpenCV 5; other
+    OpenCV versions round some pixels otherwise): pixel-exact, except the
+    geometric ops with a ``'bilinear'`` or ``'bicubic'`` interpolation (Shear's
+    default), done by ``grid_sample``: at most 1 grey level off, below 0.01 on
+    average (measured: about 1e-4 bicubic, 1e-3 bilinear), and the same fill
+    region. One difference: an int ``pad_val`` fills every channel of a rotated
+    image (mmpretrain's ``Rotate`` passes it to OpenCV, which then fills the
+    first channel only). Float images: within 1 grey level of the uint8 result
+    (the same ops, not rounded to integers).
 
     Args:
         policies (str | list[dict]): A key of mmpretrain's
@@ -85,6 +62,11 @@ class BatchRandAugment(BaseBatchTransform):
         total_level (Number): Level of the top of the ranges. Defaults to 10.
         hparams (dict): Arguments given to the ops that take them and do
             not set them. Defaults to ``dict(pad_val=128)``.
+
+    Raises:
+        ValueError: If a setting is not allowed, or (when applied) the
+            images do not fit the ops (Contrast and ColorTransform need 3
+            channels; a ``pad_val`` needs one value or one per channel).
     """
 
     _repr_keys = ('policies', 'num_policies', 'magnitude_level',
@@ -143,10 +125,9 @@ class BatchRandAugment(BaseBatchTransform):
             if name in _GEOMETRIC:
                 check_choice(owner, f'{name} interpolation',
                              op.interpolation, _INTERPOLATIONS)
-                fill = _fill_values(op.pad_val)
-                check(owner, f'{name} pad_val', op.pad_val, fill is not None,
-                      'a number or a sequence of numbers')
-                self._warps.setdefault((op.interpolation, fill), []).append(k)
+                pad_val = check_pad_val(self, op.pad_val, f'{name} pad_val')
+                self._warps.setdefault((op.interpolation, pad_val),
+                                       []).append(k)
 
     def sample_params(self, batch_size, device, generator=None) -> dict:
         """Draw every image's ops, whether they apply, and magnitudes.
@@ -197,11 +178,15 @@ class BatchRandAugment(BaseBatchTransform):
             raise ValueError('BatchRandAugment: Contrast and ColorTransform '
                              f'need 3-channel (BGR) images, got '
                              f'{x.shape[1]} channels')
+        # Each round applies every op of the policies to the whole batch and
+        # keeps, per image, the chosen op's result (torch.where); the
+        # pointwise ops of uint8 images go through one look-up table per
+        # image and channel.
         for r in range(self.num_policies):
             op_of = torch.where(params['applied'][:, r], params['ops'][:, r],
                                 -1)
             magnitude = params['magnitude'][:, r].view(-1, 1, 1, 1)
-            for (interpolation, fill), indices in self._warps.items():
+            for (interpolation, pad_val), indices in self._warps.items():
                 chosen = torch.zeros_like(op_of, dtype=torch.bool)
                 inverse = torch.eye(
                     2, 3, dtype=torch.float64,
@@ -211,6 +196,8 @@ class BatchRandAugment(BaseBatchTransform):
                                           self._inverse(k, magnitude, x),
                                           inverse)
                     chosen |= op_of == k
+                fill = fill_like(x, pad_val, self,
+                                 f'{self._names[indices[0]]} pad_val')
                 warped = _warp(x, inverse, interpolation, fill, quantise)
                 x = torch.where(chosen.view(-1, 1, 1, 1), warped, x)
             x = self._pointwise(x, op_of, magnitude.view(-1, 1, 1), quantise)
@@ -276,77 +263,17 @@ class BatchRandAugment(BaseBatchTransform):
         return _f32(torch.stack([torch.stack(row, -1) for row in inverse], 1))
 
 
-@BATCH_AUGMENTS.register_module()
-class BatchCutout(BaseBatchTransform):
-    """Fill a ``shape`` rectangle of each image, at its own random place,
-    with ``pad_val``.
-
-    Batched counterpart of mmpretrain's ``Cutout`` (mmcv's ``cutout``):
-    the centre ``(y0, x0)`` is drawn as ``np.random.uniform(h)`` and
-    ``np.random.uniform(w)`` draw it, i.e. uniform over ``(1, h]`` and
-    ``(1, w]``; the rectangle spans rows ``int(max(0, y0 - cut_h / 2))``
-    to that plus ``cut_h`` (cut at the border), columns alike. Pixel-exact
-    against the counterpart for the same centre.
-
-    Args:
-        shape (int | Sequence[int]): ``(cut_h, cut_w)``, or one int for both.
-        pad_val (Number | Sequence[Number]): Fill value, one for every
-            channel or one per channel. Defaults to 128.
-        prob (float): Probability that an image is cut. Defaults to 1.
-    """
-
-    _repr_keys = ('shape', 'pad_val', 'prob')
-
-    def __init__(self,
-                 shape: Union[int, Sequence[int]],
-                 pad_val: Union[Number, Sequence[Number]] = 128,
-                 prob: float = 1.0):
-        self.shape = _int_pair(self, 'shape', shape)
-        self.pad_val = _pad_val(self, pad_val)
-        self._fill_values = _fill_values(self.pad_val)
-        self.prob = _prob(self, prob)
-
-    def sample_params(self, batch_size, device, generator=None) -> dict:
-        """Draw whether each image is cut, and where.
-
-        Returns:
-            dict: ``centre``, float64 ``(B, 2)`` in ``[0, 1)``: the draws
-            that :meth:`centres` turns into pixels; ``applied``, bool
-            ``(B,)``.
-        """
-        u = torch.rand(
-            batch_size, 3, device=device, generator=generator,
-            dtype=torch.float64)
-        return dict(centre=u[:, :2], applied=u[:, 2] < self.prob)
-
-    def centres(self, params: dict, height: int, width: int) -> tuple:
-        """The centres ``(y0, x0)``, float64 ``(B,)``, in ``(1, h]`` and
-        ``(1, w]``, as ``np.random.uniform(h)`` (low ``h``, high 1)."""
-        u = params['centre']
-        return height + (1. - height) * u[:, 0], width + (1. - width) * u[:, 1]
-
-    def cut_boxes(self, params: dict, height: int, width: int) -> tuple:
-        """The rectangles as int64 ``(B,)`` ``(top, left, bottom, right)``,
-        bottom and right excluded."""
-        y0, x0 = self.centres(params, height, width)
-        top = (y0 - self.shape[0] / 2.).clamp(min=0).long()
-        left = (x0 - self.shape[1] / 2.).clamp(min=0).long()
-        return (top, left, (top + self.shape[0]).clamp(max=height),
-                (left + self.shape[1]).clamp(max=width))
-
-    def apply(self, imgs: Tensor, params: dict) -> Tensor:
-        h, w = imgs.shape[-2:]
-        top, left, bottom, right = self.cut_boxes(params, h, w)
-        rows = torch.arange(h, device=imgs.device)
-        cols = torch.arange(w, device=imgs.device)
-        cut = (((rows >= top[:, None]) & (rows < bottom[:, None]))[:, :, None]
-               & ((cols >= left[:, None]) & (cols < right[:, None]))[:, None])
-        cut = (cut & params['applied'].view(-1, 1, 1))[:, None]
-        return torch.where(cut, _fill(imgs, self._fill_values), imgs)
-
-
 # The ops. Images ``x``: float ``(B, C, H, W)``, integer-valued when
 # ``quantise``; magnitudes ``m``: float64, one per image, broadcastable.
+#
+# They reproduce the arithmetic of mmpretrain's per-sample ops on uint8 BGR
+# images as mmcv (with OpenCV 5) computes them: ``cv2.addWeighted`` as
+# ``fma(img, a, degenerate * b)`` in float32, OpenCV's 15-bit integer grey
+# (``(3735 B + 19235 G + 9798 R + 2**14) >> 15``), warps with source
+# coordinates computed in float32 from the inverted matrix and rounded half
+# to even for ``'nearest'``. Float images get the same ops without rounding
+# to integers (the degenerate images that some blend with, a grey or
+# smoothed image, are rounded for both).
 
 
 def _f32(t: Tensor) -> Tensor:
@@ -471,10 +398,11 @@ _POINTWISE_OPS = dict(
     Brightness=lambda v, x, m, quantise, op: _blended(v, m, 0., quantise))
 
 
-def _warp(x: Tensor, inverse: Tensor, interpolation: str, fill: tuple,
+def _warp(x: Tensor, inverse: Tensor, interpolation: str, fill: Tensor,
           quantise: bool) -> Tensor:
     """``cv2.warpAffine`` of each image with its inverse matrix ``(B, 2,
-    3)`` (float32 values), constant border ``fill``."""
+    3)`` (float32 values), constant border ``fill`` (from
+    :func:`fill_like`)."""
     b, c, h, w = x.shape
     ys = torch.arange(h, device=x.device, dtype=torch.float64).view(1, h, 1)
     xs = torch.arange(w, device=x.device, dtype=torch.float64).view(1, 1, w)
@@ -483,7 +411,6 @@ def _warp(x: Tensor, inverse: Tensor, interpolation: str, fill: tuple,
     src_x = _f32(xs * coef[0] + _f32(_f32(ys * coef[1]) + coef[2]))
     src_y = _f32(xs * coef[3] + _f32(_f32(ys * coef[4]) + coef[5]))
     flat = x.reshape(b, c, h * w)
-    fill = _fill(x, fill)
 
     def tap(row, col):
         inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)
@@ -500,19 +427,3 @@ def _warp(x: Tensor, inverse: Tensor, interpolation: str, fill: tuple,
         x - fill, grid, interpolation, 'zeros', align_corners=False) + fill
     out = out.clamp(0, 255)
     return out.round() if quantise else out
-
-
-def _fill_values(pad_val) -> Optional[Tuple[Number, ...]]:
-    """``pad_val`` as a tuple (one value: every channel), None if it is
-    neither a number nor a sequence of numbers."""
-    if _numbers([pad_val]):
-        return (pad_val, )
-    return tuple(pad_val) if _numbers(pad_val) else None
-
-
-def _fill(x: Tensor, values: tuple) -> Tensor:
-    """The fill ``(1, C or 1, 1, 1)`` of ``x``'s dtype and device."""
-    if len(values) not in (1, x.shape[1]):
-        raise ValueError(f'pad_val={values} has {len(values)} values but the '
-                         f'images have {x.shape[1]} channels')
-    return torch.stack([x.new_full((), v) for v in values]).view(1, -1, 1, 1)

@@ -1,0 +1,150 @@
+"""ModelDataCheckHook: the model checked against its training data before
+training: each head's num_classes, the label range, the rows per step a
+feature head declares it needs."""
+from types import SimpleNamespace
+
+import pytest
+from mmengine.runner import Runner
+
+import mmlt_hybrid  # noqa: F401
+from mmlt_hybrid.engine.hooks import ModelDataCheckHook
+from mmpretrain.registry import MODELS
+
+from test_class_counts_hook import make_cfg
+
+NUM_CLASSES = 4
+
+
+def hybrid(feat_head='SupConHead', **kwargs):
+    feat = dict(type=feat_head, in_channels=64, out_channels=16)
+    if feat_head == 'PSCHead':
+        feat['num_classes'] = NUM_CLASSES
+    cfg = dict(
+        type='HybridClassifier',
+        backbone=dict(type='CifarResNet', depth=8),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=NUM_CLASSES,
+                  in_channels=64),
+        feat_head=feat)
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
+
+
+@pytest.mark.parametrize('feat_head', ['SupConHead', 'PSCHead'])
+@pytest.mark.parametrize('labels,bad', [
+    ([0, 7, 1, 1, 3], 7),
+    ([0, 1, 1, 4, 3], 4),
+    ([0, 1, -1, 1, 9], -1),
+])
+def test_labels_outside_the_heads_range_are_refused(feat_head, labels, bad,
+                                                    toy_label_dataset):
+    with pytest.raises(ValueError, match=rf'training label {bad} is out of '
+                       r"range for the heads' num_classes=4 \(labels in "
+                       r"\[0, 3\]\); set it to the dataset's"):
+        ModelDataCheckHook().check_labels(hybrid(feat_head),
+                                          toy_label_dataset(labels))
+
+
+def test_labels_in_range_pass_and_either_head_counts(toy_label_dataset):
+    hook = ModelDataCheckHook()
+    hook.check_labels(hybrid('PSCHead'), toy_label_dataset([0, 3, 1, 2, 3]))
+    # A classifier head without num_classes: the feature head's is used.
+    model = hybrid('PSCHead', head=dict(type='ClsHead'))
+    with pytest.raises(ValueError, match="label 4 is out of range for the "
+                       "heads' num_classes=4"):
+        hook.check_labels(model, toy_label_dataset([0, 4]))
+    # Neither head has classes: nothing to check against.
+    hook.check_labels(hybrid(head=dict(type='ClsHead')),
+                      toy_label_dataset([0, 40, 1]))
+
+
+@pytest.mark.parametrize('head_classes', [20, 9])
+def test_head_classes_must_match_the_training_set(tiny_folder, tmp_path,
+                                                   head_classes):
+    """A 20-class head on the 10 classes of the tiny folder trains silently
+    otherwise (a 9-class one fails in the loss with an opaque index
+    error); both are refused before the first step, naming both numbers."""
+    cfg = make_cfg(tiny_folder, tmp_path, head_classes=head_classes)
+    cfg.custom_hooks.append(dict(type='ModelDataCheckHook'))
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(
+            ValueError,
+            match=rf'ModelDataCheckHook: model\.head\.num_classes='
+            rf'{head_classes} .*training set .* has 10 classes'):
+        runner.train()
+    assert not list((tmp_path / 'work').glob('*.pth'))
+
+
+@pytest.mark.parametrize('batch_size,views,world,refused', [
+    (1, 2, 1, True),  # 2 rows: a positive pair with nothing to contrast
+    (2, 1, 1, True),
+    (1, 3, 1, False),  # 3 rows
+    (3, 1, 1, False),
+    (1, 2, 2, False),  # the rows of two processes, gathered
+])
+def test_rows_per_step_the_feature_head_declares(batch_size, views, world,
+                                                 refused, monkeypatch):
+    """SupConHead declares 3 rows (its loss's min_rows), counted over the
+    processes when the loss gathers them; PSCHead declares none."""
+    from mmlt_hybrid.engine.hooks import model_data_check_hook
+    monkeypatch.setattr(model_data_check_hook, 'get_world_size',
+                        lambda: world)
+    model = hybrid(data_preprocessor=dict(num_views=views))
+    assert model.feat_head.min_rows_per_step == 3
+    assert model.feat_head.rows_across_ranks is True
+    loader = SimpleNamespace(batch_size=batch_size, dataset=None)
+    check = ModelDataCheckHook.check_rows_per_step
+    if refused:
+        with pytest.raises(ValueError,
+                           match=rf'SupConHead\) needs at least 3 rows per '
+                           rf'step and gets {batch_size * views * world} '
+                           rf'row\(s\) \(train_dataloader.batch_size='
+                           rf'{batch_size} per process x {views} view'):
+            check(model, loader)
+    else:
+        check(model, loader)
+    psc = hybrid('PSCHead', data_preprocessor=dict(num_views=1))
+    assert psc.feat_head.min_rows_per_step == 1
+    check(psc, SimpleNamespace(batch_size=1, dataset=None))
+
+
+def test_no_engine_module_imports_a_loss():
+    """A head declares what it needs; the hooks import no loss."""
+    import mmlt_hybrid.engine.hooks as hooks
+    from pathlib import Path
+    for path in Path(hooks.__file__).parent.glob('*.py'):
+        imports = [line for line in path.read_text().splitlines()
+                   if line.startswith(('import ', 'from '))]
+        assert not [line for line in imports if 'losses' in line], path.name
+
+
+@pytest.mark.parametrize('loss', ['LogitAdjustedLoss', 'BalancedSoftmaxLoss'])
+def test_a_prior_correcting_loss_on_a_balanced_stream_is_refused(loss):
+    """The paper's balanced branch, or a class-balanced sampler with any
+    model: refused; the long-tailed stream, or plain CE: accepted."""
+    check = ModelDataCheckHook.check_prior_on_balanced_stream
+    head = dict(type='LinearClsHead', num_classes=NUM_CLASSES,
+                in_channels=64, loss=dict(type=loss, class_counts=[4, 3, 2,
+                                                                   1]))
+    plain = SimpleNamespace(sampler=SimpleNamespace())
+    with pytest.raises(ValueError, match=rf"model\.head\.loss {loss} "
+                       r"corrects for the training set's long-tailed prior, "
+                       r".*cls_input='balanced'.*double correction"):
+        check(hybrid(head=head), plain)
+    uniform = hybrid(head=head, cls_input='uniform',
+                     data_preprocessor=dict(num_views=2))
+    check(uniform, plain)
+    from mmlt_hybrid.datasets import ClassBalancedSampler
+    balanced = SimpleNamespace(
+        sampler=ClassBalancedSampler.__new__(ClassBalancedSampler))
+    with pytest.raises(ValueError, match=r'class-balanced batches \(train_'
+                       r'dataloader\.sampler ClassBalancedSampler\)'):
+        check(uniform, balanced)
+    ce = MODELS.build(dict(type='ImageClassifier',
+                           backbone=dict(type='CifarResNet', depth=8),
+                           neck=dict(type='GlobalAveragePooling'),
+                           head=head))
+    with pytest.raises(ValueError, match='ClassBalancedSampler'):
+        check(ce, balanced)
+    check(ce, plain)
+    check(hybrid(), balanced)  # cross-entropy: nothing to correct twice

@@ -17,7 +17,7 @@ import mmengine
 from mmengine.config import Config
 
 import mmlt_hybrid  # noqa: F401  (registers components and safe globals)
-from mmlt_hybrid.utils import (StrictLoadHook, add_class_counts_hook,
+from mmlt_hybrid.utils import (StrictLoadHook, add_data_hooks,
                                add_common_args, build_runner, check_checkpoint,
                                parse_common, require_file,
                                set_launcher_and_work_dir, shutdown_dist,
@@ -75,7 +75,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
             cfg.test_evaluator = list(evaluator) + [dump]
         else:
             cfg.test_evaluator = [evaluator, dump]
-    add_class_counts_hook(cfg)
+    add_data_hooks(cfg)
     return cfg
 
 

@@ -16,12 +16,13 @@ from typing import List, Optional
 from mmengine.config import Config
 
 import mmlt_hybrid  # noqa: F401  (registers components and safe globals)
-from mmlt_hybrid.utils import (add_class_counts_hook, add_common_args,
+from mmlt_hybrid.utils import (add_data_hooks, add_common_args,
                                build_runner, check_checkpoint, enable_amp,
                                find_resume_checkpoint, make_checkpoints_atomic,
                                parse_common, require_file,
                                set_launcher_and_work_dir, shutdown_dist,
                                tool_parser)
+from mmlt_hybrid.utils.checkpoints import ResumeCheckHook
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -95,7 +96,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.val_evaluator = None
     if args.amp:
         enable_amp(cfg)
-    add_class_counts_hook(cfg)
+    add_data_hooks(cfg)
     return cfg
 
 
@@ -105,24 +106,30 @@ def main(argv: Optional[List[str]] = None) -> None:
     A checkpoint to resume from or to load is checked before the runner is
     built (:func:`check_checkpoint`); a bare ``--resume`` (or ``resume=True``
     without ``load_from``) picks the work dir's latest checkpoint
-    (:func:`find_resume_checkpoint`). Checkpoints are written atomically
+    (:func:`find_resume_checkpoint`). A checkpoint resumed must fit the model
+    and not be past the end of training (:class:`ResumeCheckHook`, checked
+    before anything is loaded). Checkpoints are written atomically
     (:func:`make_checkpoints_atomic`).
     """
     args = parse_args(argv)
     require_file(args.config, 'config')
     if args.resume not in (None, 'auto'):
-        require_file(args.resume, 'checkpoint (--resume)')
+        check_checkpoint(args.resume, 'checkpoint (--resume)')
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     resume_note = None
     if cfg.get('resume') and not cfg.get('load_from'):
         cfg.load_from, resume_note = find_resume_checkpoint(cfg.work_dir)
         cfg.resume = cfg.load_from is not None
-    if cfg.get('load_from'):
+    if cfg.get('load_from') and cfg.load_from != args.resume:
         what = '--resume' if args.resume else 'load_from'
         check_checkpoint(cfg.load_from, f'checkpoint ({what})')
 
     runner = build_runner(cfg, args.launcher)
+    if cfg.get('resume') and cfg.get('load_from'):
+        runner.register_hook(
+            ResumeCheckHook(cfg.load_from,
+                            '--resume' if args.resume else 'resume=True'))
     if resume_note is not None:
         if cfg.resume:
             runner.logger.info(resume_note)

@@ -1,13 +1,16 @@
-"""mmpretrain's CustomDataset over an image folder, hidden entries skipped."""
+"""mmpretrain's CustomDataset: hidden entries of a folder skipped, list files
+read strictly."""
 import logging
 import re
 
-from mmengine.fileio import get_file_backend
+from mmengine.fileio import get_file_backend, get_text
 from mmengine.logging import print_log
 
 from mmpretrain.datasets import CustomDataset
 from mmpretrain.datasets.custom import find_folders, get_samples
 from mmpretrain.registry import DATASETS
+
+from .list_file import check_dense_labels, parse_list
 
 
 def _hidden(path: str) -> bool:
@@ -17,7 +20,8 @@ def _hidden(path: str) -> bool:
 
 @DATASETS.register_module()
 class ImageFolderDataset(CustomDataset):
-    """:class:`CustomDataset` that skips hidden folders and files.
+    """:class:`CustomDataset` that skips hidden folders and files, and reads
+    list files strictly.
 
     Read from a folder (no ``ann_file``), mmpretrain's ``CustomDataset``
     takes every sub-folder of the root as a class, in sorted order, so a
@@ -27,17 +31,45 @@ class ImageFolderDataset(CustomDataset):
     (hidden on Unix): the classes are the other sub-folders of the root, in
     sorted order, and the images are the files with an allowed extension
     under them, outside hidden folders. Skipped top-level folders are named
-    in a warning. With ``ann_file`` the list file decides, as in
-    ``CustomDataset``.
+    in a warning.
+
+    With ``ann_file`` the list file decides, as in ``CustomDataset``: one
+    ``<path> <label>`` line per image. Its lines are read by
+    :func:`~mmlt_hybrid.datasets.list_file.parse_list`, which refuses a
+    malformed line (blank between entries, one field, a label that is not a
+    non-negative integer, a label beyond the classes of ``metainfo``) naming
+    the file and the line, where ``CustomDataset`` fails with a bare ``not
+    enough values to unpack``. A training set (not ``test_mode``) without
+    class names must use every label from 0 to its largest
+    (:func:`~mmlt_hybrid.datasets.list_file.check_dense_labels`): a label
+    beyond the classes, such as 12 in a list of 10 classes, is refused
+    naming its line instead of making classes 10 and 11 without images.
 
     Args:
         **kwargs: The arguments of :class:`CustomDataset`.
 
     Raises:
         ValueError: If ``metainfo`` gives classes and their number differs
-            from the number of (visible) class folders.
+            from the number of (visible) class folders; or if the list file
+            has a malformed line or, for training, labels with a gap.
         RuntimeError: If no image is found (as ``CustomDataset``).
     """
+
+    def load_data_list(self):
+        """The samples of the list file (strictly read) or of the folder."""
+        if not self.ann_file or not self.with_label:
+            return super().load_data_list()
+        classes = self.CLASSES
+        entries = parse_list(
+            get_text(self.ann_file).split('\n'), self.ann_file,
+            None if classes is None else len(classes))
+        if classes is None and not self.test_mode:
+            check_dense_labels(entries, self.ann_file)
+        backend = get_file_backend(self.img_prefix, enable_singleton=True)
+        return [{
+            'img_path': backend.join_path(self.img_prefix, entry.path),
+            'gt_label': entry.label
+        } for entry in entries]
 
     def is_valid_file(self, filename: str) -> bool:
         """Whether ``filename`` (relative to the folder listed) is an image

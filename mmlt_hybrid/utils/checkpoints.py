@@ -5,12 +5,14 @@
   temporary file in the same folder (flushed and fsynced) and rename it onto
   its name, so a process killed while saving leaves the previous files, never
   a truncated one under a final name.
-- :func:`check_checkpoint` refuses an empty or cut-short checkpoint, naming
-  it, before a runner tries to load it.
+- :func:`check_checkpoint` refuses a path that is not an intact checkpoint
+  (a folder, a text file, an empty or cut-short checkpoint), naming it,
+  before a runner tries to load it.
 - :func:`find_resume_checkpoint` reads ``last_checkpoint`` as mmengine does,
   and also finds the checkpoint of a work dir that was moved.
 - :class:`StrictLoadHook` refuses a checkpoint whose weights do not fit the
-  model (missing, unexpected or resized tensors).
+  model (missing, unexpected or resized tensors); :class:`ResumeCheckHook`
+  also refuses to resume one past the end of training.
 
 Loading stays weights-only (see :mod:`mmlt_hybrid.compat`).
 """
@@ -18,15 +20,17 @@ import contextlib
 import glob
 import os
 import os.path as osp
+import pickle
 import re
 import zipfile
-from typing import IO, Iterator, Optional, Tuple
+from typing import IO, Iterator, List, Optional, Tuple
 
 import torch
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.hooks import checkpoint_hook as mmengine_checkpoint_hook
 from mmengine.model import is_model_wrapper
+from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
 from .config_overrides import require_file
 
@@ -128,11 +132,98 @@ def make_checkpoints_atomic(runner) -> None:
             hook.backend_args = dict(backend=ATOMIC_BACKEND)
 
 
-def check_checkpoint(path: str, what: str) -> None:
-    """Refuse a missing, empty or cut-short checkpoint file, naming it.
+#: What a checkpoint argument must be, for the messages.
+_EXPECTED = ('a checkpoint file written by tools/train.py or torch.save '
+             '(e.g. <work_dir>/epoch_N.pth), in torch\'s zip format or its '
+             'legacy pickle format')
+#: How torch's legacy format starts: its magic number, pickled with one of
+#: the pickle protocols (2 unless torch.save was given another).
+_LEGACY_HEADS = tuple(
+    pickle.dumps(torch.serialization.MAGIC_NUMBER, protocol=protocol)
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1))
 
-    A zip-format file (torch's default) needs a readable zip directory, which
-    a file cut short has lost; that check reads only the end of the file. A
+
+def _starts_as(head: bytes, start: bytes) -> bool:
+    """Whether ``head`` begins with ``start``, or is a beginning of it (a
+    file cut short within ``start``)."""
+    return start.startswith(head[:len(start)])
+
+
+def _in_folder(folder: str) -> str:
+    """What a folder given as a checkpoint holds that could be meant."""
+    record = osp.join(folder, 'last_checkpoint')
+    if osp.isfile(record):
+        with open(record, errors='replace') as f:
+            named = f.read().strip()
+        return (f'. It looks like a work dir: its last_checkpoint names '
+                f'{named!r}. Pass that file, or resume the latest checkpoint '
+                'of a work dir with a bare --resume and --work-dir '
+                f'{folder!r}.')
+    found = sorted(
+        name for name in os.listdir(folder)
+        if name.endswith(('.pth', '.pt', '.ckpt'))
+        and osp.isfile(osp.join(folder, name)))
+    if found:
+        shown = ', '.join(found[:5]) + (', ...' if len(found) > 5 else '')
+        return f'. It holds {shown}: pass one of these files.'
+    return ''
+
+
+def _text_of(head: bytes) -> Optional[str]:
+    """``head`` as text if it reads as printable UTF-8, else None."""
+    for cut in range(4):  # the last character may be cut in the middle
+        try:
+            text = head[:len(head) - cut].decode('utf-8')
+        except UnicodeDecodeError:
+            continue
+        if all(c.isprintable() or c in '\t\r\n' for c in text):
+            return text
+        return None
+    return None
+
+
+def _not_a_checkpoint(path: str, head: bytes, size: int) -> str:
+    """Why a file that is neither of torch's formats is not a checkpoint."""
+    text = _text_of(head)
+    if text is None and head.startswith(b'\x80'):  # a pickle's PROTO
+        return (f'a pickle file of {size} bytes that torch.save did not '
+                "write (it does not begin with torch's magic number)")
+    if text is None:
+        shown = ' '.join(f'{b:02x}' for b in head[:8])
+        return (f'a binary file of {size} bytes that begins with the bytes '
+                f'{shown}, neither torch\'s zip format (50 4b 03 04) nor its '
+                'legacy pickle format (its magic number pickled)')
+    first = text.splitlines()[0].strip() if text.strip() else ''
+    shown = first if len(first) <= 80 else first[:77] + '...'
+    what = f'a text file of {size} bytes that begins with {shown!r}'
+    if first and osp.isfile(first) and \
+            osp.abspath(first) != osp.abspath(path):
+        what += (f'; it names the file {first!r}, as mmengine\'s '
+                 'last_checkpoint file names the latest checkpoint of a work '
+                 'dir: pass that file instead')
+    return what
+
+
+def _unpickling_detail(error: BaseException) -> str:
+    """The reason in an error of torch's weights-only loader, without the
+    advice that comes with it (which is to load unsafely)."""
+    message = str(error)
+    marker = 'WeightsUnpickler error:'
+    if marker in message:
+        message = message.split(marker, 1)[1]
+    message = message.strip().splitlines()[0] if message.strip() else ''
+    return message.split('. ')[0].rstrip('.') or type(error).__name__
+
+
+def check_checkpoint(path: str, what: str) -> None:
+    """Refuse a path that is not an intact checkpoint file, naming it.
+
+    A missing path, a folder (e.g. a work dir) and a file that is not a torch
+    checkpoint (e.g. a work dir's ``last_checkpoint``, a text file) are
+    refused saying what the path is and what was expected, as are empty and
+    cut-short checkpoints. A zip-format file (torch's default) needs a
+    readable zip directory, which a file cut short has lost, holding
+    torch's ``data.pkl``; that check reads only the end of the file. A
     legacy-format file is loaded once, weights only.
 
     Args:
@@ -142,24 +233,56 @@ def check_checkpoint(path: str, what: str) -> None:
             ``'checkpoint (--resume)'``.
 
     Raises:
-        FileNotFoundError: If ``path`` is not an existing file.
-        ValueError: If the file is damaged or truncated.
+        FileNotFoundError: If nothing exists at ``path``.
+        IsADirectoryError: If ``path`` is a folder.
+        ValueError: If the file is not a torch checkpoint, or is damaged or
+            truncated.
+        pickle.UnpicklingError: If torch's weights-only loader refuses a
+            legacy-format file.
     """
-    require_file(path, what)
     if '://' in str(path):
         return
+    expected = _EXPECTED + (_in_folder(path) if osp.isdir(path) else '')
+    require_file(path, what, expected=expected)
     size = osp.getsize(path)
     if size == 0:
         problem = 'the file is empty'
     else:
         with open(path, 'rb') as f:
-            head = f.read(len(_ZIP_MAGIC))
+            head = f.read(512)
+        is_zip = _starts_as(head, _ZIP_MAGIC)
+        if not is_zip and not any(
+                _starts_as(head, start) for start in _LEGACY_HEADS):
+            raise ValueError(
+                f'{what} {path!r} is not a torch checkpoint: it is '
+                f'{_not_a_checkpoint(path, head, size)}. '
+                f'Expected {_EXPECTED}.')
         try:
-            if _ZIP_MAGIC.startswith(head):
-                zipfile.ZipFile(path).close()
+            if is_zip:
+                with zipfile.ZipFile(path) as archive:
+                    names = archive.namelist()
+                if not any(name == 'data.pkl' or name.endswith('/data.pkl')
+                           for name in names):
+                    shown = ', '.join(names[:3]) + (
+                        ', ...' if len(names) > 3 else '')
+                    raise ValueError(
+                        f'{what} {path!r} is not a torch checkpoint: it is a '
+                        f'zip archive of {len(names)} entries ({shown}) '
+                        f'without torch\'s data.pkl. Expected {_EXPECTED}.')
             else:
                 torch.load(path, map_location='cpu', weights_only=True)
             return
+        except pickle.UnpicklingError as error:
+            detail = _unpickling_detail(error)
+            if not re.search(r'global|getattr', detail, re.IGNORECASE):
+                problem = f'UnpicklingError: {detail}'  # garbled data
+            else:
+                raise pickle.UnpicklingError(
+                    f'{what} {path!r} ({size} bytes, torch\'s legacy format) '
+                    f'is refused by the weights-only loader: {detail}. It '
+                    "holds objects other than weights and mmengine's "
+                    'training state, which are never loaded. Expected '
+                    f'{_EXPECTED}.') from None
         except (zipfile.BadZipFile, EOFError, RuntimeError, IndexError,
                 OSError) as error:
             problem = f'{type(error).__name__}: {error}'
@@ -212,19 +335,65 @@ def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], str]:
     return found, f'Resume: resuming from {found} (named by {record}).'
 
 
+def checkpoint_misfit(model, checkpoint: dict) -> List[str]:
+    """How the weights of a checkpoint do not fit a model, by kind.
+
+    Compares the loaded ``state_dict`` (``module.`` prefixes removed, as
+    mmengine's runner does; BatchNorm's ``num_batches_tracked`` may be
+    missing) with the model's. A model tensor with no elements takes the
+    checkpoint's shape when loaded (e.g. the ``class_counts`` buffer of a
+    model built without counts, see
+    :class:`~mmlt_hybrid.models.losses.ClassPriorMixin`), so its shape is
+    not compared.
+
+    Args:
+        model (nn.Module): The model (a wrapper's ``module`` is used).
+        checkpoint (dict): The loaded checkpoint, or a bare state dict.
+
+    Returns:
+        list[str]: One line per kind of mismatch (missing, unexpected, of
+        another shape) naming up to 20 keys; empty when the weights fit.
+    """
+    model = model.module if is_model_wrapper(model) else model
+    expected = model.state_dict()
+    given = {
+        re.sub(r'^module\.', '', key): value
+        for key, value in checkpoint.get('state_dict', checkpoint).items()
+    }
+    missing = [
+        key for key in expected
+        if key not in given and not key.endswith('num_batches_tracked')
+    ]
+    unexpected = [key for key in given if key not in expected]
+    resized = [
+        f'{key}: {tuple(given[key].shape)} in the checkpoint, '
+        f'{tuple(value.shape)} in the model'
+        for key, value in expected.items() if key in given
+        and tuple(getattr(given[key], 'shape', ())) != tuple(value.shape)
+        and value.numel() > 0  # an empty buffer takes the given shape
+    ]
+    problems = []
+    for title, keys in (('missing in the checkpoint', missing),
+                        ('unexpected in the checkpoint', unexpected),
+                        ('shapes differ', resized)):
+        if not keys:
+            continue
+        more = len(keys) - _LISTED
+        problems.append(f'{title} ({len(keys)}): ' +
+                        ', '.join(keys[:_LISTED]) +
+                        (f', ... ({more} more)' if more > 0 else ''))
+    return problems
+
+
 class StrictLoadHook(Hook):
     """Refuse a checkpoint that does not fit the model, listing the keys.
 
     mmengine's runner loads checkpoints with ``strict=False``: missing,
     unexpected and resized tensors are only logged and the model keeps its
     initial weights for them. Registered on a runner (before it loads), this
-    hook compares the loaded ``state_dict`` (``module.`` prefixes removed, as
-    the runner does; BatchNorm's ``num_batches_tracked`` may be missing)
-    with the model's and raises on any difference. A model tensor with no
-    elements takes the checkpoint's shape when loaded (e.g. the
-    ``class_counts`` buffer of a model built without counts, see
-    :class:`~mmlt_hybrid.models.losses.ClassPriorMixin`), so its shape is
-    not compared.
+    hook compares the loaded weights with the model's
+    (:func:`checkpoint_misfit`) and raises on any difference, before
+    anything is loaded into the model or an optimizer.
 
     Args:
         source (str): The checkpoint, for the message.
@@ -239,37 +408,78 @@ class StrictLoadHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         """Raise ``ValueError`` if the checkpoint's weights do not fit."""
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        expected = model.state_dict()
-        given = {
-            re.sub(r'^module\.', '', key): value
-            for key, value in checkpoint.get('state_dict', checkpoint).items()
-        }
-        missing = [
-            key for key in expected
-            if key not in given and not key.endswith('num_batches_tracked')
-        ]
-        unexpected = [key for key in given if key not in expected]
-        resized = [
-            f'{key}: {tuple(given[key].shape)} in the checkpoint, '
-            f'{tuple(value.shape)} in the model'
-            for key, value in expected.items() if key in given
-            and tuple(getattr(given[key], 'shape', ())) != tuple(value.shape)
-            and value.numel() > 0  # an empty buffer takes the given shape
-        ]
-        problems = []
-        for title, keys in (('missing in the checkpoint', missing),
-                            ('unexpected in the checkpoint', unexpected),
-                            ('shapes differ', resized)):
-            if not keys:
-                continue
-            more = len(keys) - _LISTED
-            problems.append(f'{title} ({len(keys)}): ' +
-                            ', '.join(keys[:_LISTED]) +
-                            (f', ... ({more} more)' if more > 0 else ''))
+        problems = checkpoint_misfit(runner.model, checkpoint)
         if problems:
             raise ValueError(
                 f'checkpoint {self.source!r} does not fit the model built '
                 'from the config; these weights would stay as initialised:\n'
                 + '\n'.join(problems) + f'\n{self.advice}')
+
+
+class ResumeCheckHook(StrictLoadHook):
+    """Refuse a checkpoint that cannot be resumed, before it is loaded.
+
+    Registered on a runner that resumes, this hook refuses, when the
+    checkpoint has been read and before the model, the optimizer or the
+    schedulers get anything from it:
+
+    - a checkpoint whose weights do not fit the model (as
+      :class:`StrictLoadHook`; mmengine would load the fitting weights and
+      then fail in the optimizer with "loaded state dict contains a
+      parameter group that doesn't match", or train with partly initial
+      weights);
+    - a checkpoint without the training state (``meta`` with ``epoch`` and
+      ``iter``), e.g. released weights;
+    - a checkpoint past the end of training (epoch above
+      ``train_cfg.max_epochs``, or iteration above ``max_iters``), from
+      which mmengine would train nothing and exit without a word. A
+      checkpoint exactly at the end gets a warning: the run is complete.
+
+    Args:
+        source (str): The checkpoint, for the messages.
+        what (str): How it was given, e.g. ``'--resume'``.
+    """
+
+    def __init__(self, source: str, what: str = '--resume') -> None:
+        super().__init__(
+            source, 'A run resumes with the model that wrote the '
+            'checkpoint: check that the config (and --cfg-options) is the '
+            'one it was trained with, or start from its weights without '
+            'resuming (load_from, not --resume) to train another model.')
+        self.what = what
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Raise ``ValueError`` if the checkpoint cannot be resumed."""
+        super().after_load_checkpoint(runner, checkpoint)
+        meta = checkpoint.get('meta')
+        if not isinstance(meta, dict) or not all(
+                isinstance(meta.get(key), int) for key in ('epoch', 'iter')):
+            raise ValueError(
+                f'checkpoint {self.source!r} ({self.what}) holds no training '
+                'state (meta with epoch and iter), so it cannot be resumed; '
+                'it holds weights only (e.g. a released model). To start '
+                'from its weights set load_from to it without --resume.')
+        loop = runner.train_loop
+        if isinstance(loop, EpochBasedTrainLoop):
+            unit, done, end, key = ('epoch', meta['epoch'], loop.max_epochs,
+                                    'max_epochs')
+        elif isinstance(loop, IterBasedTrainLoop):
+            unit, done, end, key = ('iteration', meta['iter'], loop.max_iters,
+                                    'max_iters')
+        else:
+            return
+        if done > end:
+            raise ValueError(
+                f'checkpoint {self.source!r} ({self.what}) is at {unit} '
+                f'{done}, past train_cfg.{key}={end}: resuming it would '
+                'train nothing and leave the checkpoint as it is. To train '
+                f'on, set train_cfg.{key} above {done} (e.g. --cfg-options '
+                f'train_cfg.{key}={2 * done}); to train from scratch for '
+                f'{end} {unit}(s), leave out --resume and use another '
+                '--work-dir.')
+        if done == end:
+            runner.logger.warning(
+                f'Resume: checkpoint {self.source} is at {unit} {done}, '
+                f'which is train_cfg.{key}={end}: training is complete and '
+                'nothing is trained. To train on, set train_cfg.'
+                f'{key} above {done}.')

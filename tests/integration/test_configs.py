@@ -82,7 +82,7 @@ def _stand_in(dataset: Dict, num_classes: int, tmp: Path) -> Dict:
             images_per_class=100 if split == 'train' else 1,
             split=split,
             pipeline=pipeline)
-    assert kind == 'CustomDataset', kind
+    assert kind in ('CustomDataset', 'ImageFolderDataset'), kind
     if dataset.get('ann_file'):
         # A list file in the `path label` form: one line per class (every
         # class present, as LongTailedDataset requires), the lines sharing a

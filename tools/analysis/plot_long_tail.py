@@ -19,6 +19,10 @@ Example::
 
     python tools/analysis/plot_long_tail.py work_dirs/hybrid_sc_r32_cifar10lt \
         work_dirs/hybrid_sc_r32_cifar10lt/epoch_200.pth
+
+A checkpoint that does not fit the model of the run's config (another depth,
+another number of classes) is refused with the list of keys, as by
+``tools/test.py``; ``--non-strict`` plots with the fitting weights only.
 """
 import argparse
 import glob
@@ -43,9 +47,11 @@ from mmpretrain.registry import DATASETS  # noqa: E402
 import mmlt_hybrid  # noqa: E402,F401  (registers the components)
 from mmlt_hybrid.datasets.utils import class_counts_of  # noqa: E402
 from mmlt_hybrid.evaluation.metrics import LongTailAccuracy  # noqa: E402
+from mmlt_hybrid.utils import StrictLoadHook, check_checkpoint  # noqa: E402
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """The parsed command line (``argv``, default ``sys.argv[1:]``)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('work_dir', help='work dir of a training run')
     parser.add_argument('checkpoint', help='checkpoint to evaluate')
@@ -54,7 +60,15 @@ def parse_args() -> argparse.Namespace:
                         'work_dir)')
     parser.add_argument('--out-dir', help='where to write the PNG files '
                         '(default: <work_dir>/plots)')
-    return parser.parse_args()
+    parser.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='plot with a checkpoint that does not fit the model built from '
+        'the config (keys missing, unexpected or of another shape): only the '
+        'fitting weights are loaded, the others keep their initial values. '
+        'By default such a checkpoint is refused with the list of keys, as '
+        'tools/test.py does')
+    return parser.parse_args(argv)
 
 
 def find_config(work_dir: str) -> str:
@@ -88,16 +102,24 @@ def read_scalars(work_dir: str) -> List[Dict]:
     return records
 
 
-def predict(cfg: Config, checkpoint: str) -> Tuple[np.ndarray, np.ndarray]:
+def predict(cfg: Config,
+            checkpoint: str,
+            strict: bool = True) -> Tuple[np.ndarray, np.ndarray]:
     """Predicted and true labels of every image of the configured test set.
 
     Args:
         cfg (Config): The config of the run.
         checkpoint (str): The checkpoint to evaluate.
+        strict (bool): Refuse a checkpoint whose weights do not fit the
+            model (:class:`~mmlt_hybrid.utils.StrictLoadHook`, as
+            ``tools/test.py``), listing the keys. Defaults to True.
 
     Returns:
         tuple[np.ndarray, np.ndarray]: ``(pred, gt)``, integer labels in the
         order of the test loader.
+
+    Raises:
+        ValueError: With ``strict``, if the checkpoint does not fit.
     """
     cfg = cfg.copy()
     cfg.load_from = None
@@ -107,6 +129,13 @@ def predict(cfg: Config, checkpoint: str) -> Tuple[np.ndarray, np.ndarray]:
         cfg.work_dir = tmp
         cfg.log_level = 'WARNING'
         runner = Runner.from_cfg(cfg)
+        if strict:
+            runner.register_hook(
+                StrictLoadHook(
+                    checkpoint, 'Check that the checkpoint is one of this '
+                    'run (the config in the work dir, or --config), or pass '
+                    '--non-strict to plot with only the fitting weights '
+                    'loaded.'))
         runner.load_checkpoint(checkpoint, map_location='cpu')
         model = runner.model
         model.eval()
@@ -239,18 +268,25 @@ def plot_curves(records: List[Dict], keys: Sequence[str], ylabel: str,
     return path
 
 
-def main() -> None:
-    args = parse_args()
-    for path, what in ((args.work_dir, 'work dir'),
-                       (args.checkpoint, 'checkpoint')):
-        if not osp.exists(path):
-            raise FileNotFoundError(f'{what} {path!r} does not exist')
+def main(argv: Optional[List[str]] = None) -> None:
+    """Write the plots as the command line (``argv``) says.
+
+    The checkpoint is checked as ``tools/test.py`` checks it: an intact
+    checkpoint file (:func:`~mmlt_hybrid.utils.check_checkpoint`) whose
+    weights fit the model of the config, unless ``--non-strict``.
+    """
+    args = parse_args(argv)
+    if not osp.isdir(args.work_dir):
+        raise FileNotFoundError(
+            f'work dir {args.work_dir!r} is not a directory; expected the '
+            'work dir of a training run (holding its config and logs)')
+    check_checkpoint(args.checkpoint, 'checkpoint')
     cfg = Config.fromfile(args.config or find_config(args.work_dir))
     out_dir = args.out_dir or osp.join(args.work_dir, 'plots')
     os.makedirs(out_dir, exist_ok=True)
 
     counts = class_counts_of(DATASETS.build(cfg.train_dataloader.dataset))
-    pred, gt = predict(cfg, args.checkpoint)
+    pred, gt = predict(cfg, args.checkpoint, strict=not args.non_strict)
     acc = LongTailAccuracy.calculate(pred, gt, counts)['per_class'].numpy()
     classes = DATASETS.build(cfg.test_dataloader.dataset).metainfo['classes']
     written = [osp.join(out_dir, name)

@@ -19,6 +19,7 @@ Exits non-zero when a line is malformed, a listed file is missing (the first
 10 are printed, and their count) or a label below the largest has no images.
 """
 import argparse
+import importlib.util
 import os.path as osp
 import sys
 import warnings
@@ -37,8 +38,30 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def _list_file_module():
+    """``mmlt_hybrid/datasets/list_file.py``, the parser the datasets use.
+
+    It needs only the standard library and is loaded on its own, without
+    importing the package (torch), so that the line checks are fast.
+    """
+    spec = importlib.util.find_spec('mmlt_hybrid')  # does not import it
+    package = (spec.submodule_search_locations[0] if spec is not None else
+               osp.join(osp.dirname(osp.abspath(__file__)), '..', '..',
+                        'mmlt_hybrid'))
+    path = osp.join(package, 'datasets', 'list_file.py')
+    module_spec = importlib.util.spec_from_file_location(
+        'mmlt_hybrid_list_file', path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = module  # for its NamedTuple
+    module_spec.loader.exec_module(module)
+    return module
+
+
 def read_list(list_file: str) -> List[Tuple[str, int]]:
     """The ``(path, label)`` of every line of a list file.
+
+    The lines are read by the parser of the datasets
+    (``mmlt_hybrid.datasets.list_file.parse_list``).
 
     Args:
         list_file (str): The list file.
@@ -48,25 +71,12 @@ def read_list(list_file: str) -> List[Tuple[str, int]]:
 
     Raises:
         ValueError: At the first line that is not ``path label`` with a
-            non-negative integer label (naming the line number), or if the
-            file has no lines.
+            non-negative integer label, or a blank line between entries
+            (naming the line number), or if the file has no lines.
     """
-    entries = []
     with open(list_file, encoding='utf-8') as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.strip().rsplit(' ', 1)
-            if len(parts) != 2 or not parts[0] or not (
-                    parts[1].isascii() and parts[1].isdigit()):
-                raise ValueError(
-                    f'{list_file}:{lineno}: {line.rstrip(chr(10))!r} is not '
-                    "a 'path label' line (a path relative to the data root, "
-                    'a space, a non-negative integer label), which is how '
-                    'CustomDataset reads every line; fix or delete it')
-            entries.append((parts[0], int(parts[1])))
-    if not entries:
-        raise ValueError(f"{list_file}: the file is empty; expected one "
-                         "'path label' line per image")
-    return entries
+        entries = _list_file_module().parse_list(f, list_file)
+    return [(entry.path, entry.label) for entry in entries]
 
 
 def shot_group_sizes(counts: List[int]) -> Tuple[float, float, Dict]:

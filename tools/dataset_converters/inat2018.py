@@ -24,21 +24,22 @@ import os
 import os.path as osp
 import sys
 import tempfile
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 #: Images of each split and classes of the iNaturalist 2018 release.
 RELEASE_IMAGES = dict(train=437513, val=24426)
 RELEASE_CLASSES = 8142
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """The parsed command line (``argv``, default ``sys.argv[1:]``)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument(
         'ann_file', help='train2018.json or val2018.json of the release')
     parser.add_argument(
         'out_file', help='list file to write, e.g. data/inat2018/meta/'
         'iNaturalist18_train.txt (its folder is created)')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def _entries(data: dict, ann_file: str, key: str,
@@ -51,10 +52,46 @@ def _entries(data: dict, ann_file: str, key: str,
         raise ValueError(f'{ann_file}: {key!r} is {type(entries).__name__}, '
                          f'not a list; {expected}')
     for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not all(f in entry for f in fields):
+        if not isinstance(entry, dict):
             raise ValueError(f'{ann_file}: {key}[{i}] is {entry!r}; '
                              f'{expected}')
+        missing = [f for f in fields if f not in entry]
+        if missing:
+            raise ValueError(
+                f'{ann_file}: {key}[{i}] has no key '
+                f'{", ".join(map(repr, missing))} ({entry!r}); {expected}')
     return entries
+
+
+def _is_int(value) -> bool:
+    """Whether a JSON value is an integer: not a float such as ``1.0``, a
+    string such as ``"3"`` or a boolean."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_JSON_TYPES = dict(float='a number with a fraction or exponent',
+                   str='a string', NoneType='null', list='a list',
+                   dict='an object', bool='a boolean')
+
+
+def _check_id(value, where: str, key: str, strings: bool = False) -> None:
+    """Refuse an id of the wrong JSON type, naming where it is.
+
+    Args:
+        value: The id.
+        where (str): The entry, for the message.
+        key (str): The key of the id, for the message.
+        strings (bool): Whether non-empty strings are ids too.
+    """
+    if _is_int(value) or (strings and isinstance(value, str) and value):
+        return
+    kind = _JSON_TYPES.get(type(value).__name__, type(value).__name__)
+    allowed = ('an integer or a non-empty string' if strings else
+               'an integer (e.g. 3, not 3.0 or "3"), as in the iNaturalist '
+               'release: the list file holds the category id as the label, '
+               'which the dataset reads back as an integer')
+    raise ValueError(f'{where} has {key} {value!r} ({kind}); {key} must be '
+                     f'{allowed}')
 
 
 def convert(ann_file: str) -> Tuple[List[str], int]:
@@ -68,8 +105,12 @@ def convert(ann_file: str) -> Tuple[List[str], int]:
         in image order, and the number of categories.
 
     Raises:
-        ValueError: If the file is not JSON, lacks a key of the release, or
-            its images and annotations do not pair up one to one.
+        ValueError: If the file is not JSON, lacks a key of the release, has
+            an id of the wrong type (a category id that is not an integer,
+            e.g. ``1.0`` or ``"3"``), two images with one id, two
+            categories with one id, a file name that is not one line of
+            text, or if its images and annotations do not pair up one to
+            one.
     """
     with open(ann_file, encoding='utf-8') as f:
         try:
@@ -87,18 +128,49 @@ def convert(ann_file: str) -> Tuple[List[str], int]:
     images = _entries(data, ann_file, 'images', ('id', 'file_name'))
     annotations = _entries(data, ann_file, 'annotations',
                            ('image_id', 'category_id'))
-    category_ids = {c['id'] for c in _entries(data, ann_file, 'categories',
-                                              ('id', ))}
-    if category_ids != set(range(len(category_ids))):
+    categories = _entries(data, ann_file, 'categories', ('id', ))
+
+    category_ids: Dict[int, int] = {}  # id: index in 'categories'
+    for j, category in enumerate(categories):
+        where = f'{ann_file}: categories[{j}]'
+        _check_id(category['id'], where, 'id')
+        if category['id'] in category_ids:
+            raise ValueError(
+                f"{ann_file}: categories[{category_ids[category['id']]}] and "
+                f"categories[{j}] have the same id {category['id']!r}; every "
+                'category needs its own id')
+        category_ids[category['id']] = j
+    if set(category_ids) != set(range(len(category_ids))):
         raise ValueError(
             f'{ann_file}: the ids of {len(category_ids)} categories are not '
             f'0..{len(category_ids) - 1}; the configs use them as labels')
 
+    known: Dict[object, int] = {}  # image id: index in 'images'
+    for i, image in enumerate(images):
+        where = f'{ann_file}: images[{i}]'
+        _check_id(image['id'], where, 'id', strings=True)
+        name = image['file_name']
+        if not isinstance(name, str) or not name.strip() or any(
+                c in name for c in '\r\n') or name != name.strip():
+            raise ValueError(
+                f'{where} has file_name {name!r}; a file name must be a '
+                'non-empty string without line breaks or surrounding spaces, '
+                'since the list file holds it on one line')
+        if image['id'] in known:
+            first = images[known[image['id']]]
+            raise ValueError(
+                f"{ann_file}: images[{known[image['id']]}] "
+                f"({first['file_name']!r}) and images[{i}] ({name!r}) have "
+                f"the same id {image['id']!r}; every image needs its own id, "
+                'or an annotation cannot tell which image it labels')
+        known[image['id']] = i
+
     labels: Dict[object, Tuple[int, int]] = {}  # image id: (label, ann idx)
-    known = {image['id'] for image in images}
     for k, ann in enumerate(annotations):
         image_id, label = ann['image_id'], ann['category_id']
         where = f'{ann_file}: annotations[{k}]'
+        _check_id(image_id, where, 'image_id', strings=True)
+        _check_id(label, where, 'category_id')
         if image_id not in known:
             raise ValueError(f"{where} has image_id {image_id!r}, which is "
                              "not the id of an entry of 'images'")
@@ -170,8 +242,10 @@ def write_atomic(lines: List[str], out_file: str) -> None:
         raise
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: Optional[List[str]] = None) -> None:
+    """Convert as the command line (``argv``) says; a malformed annotation
+    file exits non-zero with a message naming the entry, writing nothing."""
+    args = parse_args(argv)
     try:
         lines, num_classes = convert(args.ann_file)
     except (OSError, ValueError) as e:

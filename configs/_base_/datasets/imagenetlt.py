@@ -14,7 +14,10 @@
 # it cannot read); the preprocessor flips them to RGB before
 # normalising with the ImageNet RGB mean / std, and the grayscale weights are
 # given in BGR order, as in mmpretrain's own configs.
-dataset_type = 'CustomDataset'
+# ImageFolderDataset is mmpretrain's CustomDataset reading the lists strictly:
+# a malformed line (blank, one field, a label that is not an integer, a label
+# beyond the classes) is refused naming the file and the line number.
+dataset_type = 'ImageFolderDataset'
 data_root = 'data/imagenet'
 num_classes = 1000
 # Workers decode and take the random-resized crop to 224 x 224 (one crop per

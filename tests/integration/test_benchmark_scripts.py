@@ -26,7 +26,8 @@ ROWS = ('CE', 'Hybrid-SC', 'Hybrid-PSC')  # the paper's rows
 #: whose classifier reads the uniform views.
 METHOD_IMAGES = {
     'CE': 1, 'LA-CE': 1, 'CE-CBS': 1, 'Hybrid-SC': 3, 'Hybrid-PSC': 3,
-    'Hybrid-SC-LA': 2, 'Hybrid-PSC-LA': 2
+    'Hybrid-SC-LA': 2, 'Hybrid-PSC-LA': 2, 'Hybrid-SC-LA-const': 2,
+    'Hybrid-SC-LA-view': 3, 'Hybrid-BCL': 3
 }
 #: Training images per class of the generated long-tailed folders.
 LT_COUNTS = [20, 12, 8, 6, 4, 3, 3, 2, 2, 2]
@@ -183,7 +184,8 @@ def checkpoint_counts(work_dir: Path) -> Dict[str, List[int]]:
 @pytest.mark.parametrize('data_path,methods', [
     ('per-sample', ['CE', 'Hybrid-SC', 'CE-CBS', 'Hybrid-PSC-LA']),
     ('device',
-     ['Hybrid-PSC', 'LA-CE', 'CE-CBS', 'Hybrid-SC-LA', 'Hybrid-PSC-LA']),
+     ['Hybrid-PSC', 'LA-CE', 'CE-CBS', 'Hybrid-SC-LA', 'Hybrid-PSC-LA',
+      'Hybrid-SC-LA-const', 'Hybrid-SC-LA-view', 'Hybrid-BCL']),
 ])
 def test_short_benchmark_data_paths(tiny_folder, tmp_path, data_path,
                                     methods):
@@ -214,8 +216,11 @@ def test_short_benchmark_data_paths(tiny_folder, tmp_path, data_path,
         cfg = Config.fromfile(
             next((work_dir / method).glob('*/vis_data/config.py')),
             import_custom_modules=False)
-        la = method in ('LA-CE', 'Hybrid-SC-LA', 'Hybrid-PSC-LA')
+        la = method in ('LA-CE', 'Hybrid-SC-LA', 'Hybrid-PSC-LA',
+                        'Hybrid-SC-LA-const', 'Hybrid-SC-LA-view',
+                        'Hybrid-BCL')
         paper_hybrid = method in ('Hybrid-SC', 'Hybrid-PSC')
+        own_view = method in ('Hybrid-SC-LA-view', 'Hybrid-BCL')
         assert cfg.model.head.loss.type == (
             'LogitAdjustedLoss' if la else 'CrossEntropyLoss')
         assert cfg.train_dataloader.sampler.type == {
@@ -225,9 +230,11 @@ def test_short_benchmark_data_paths(tiny_folder, tmp_path, data_path,
         if method.startswith('Hybrid'):
             # (HybridClassifier's default: 'balanced')
             assert cfg.model.get('cls_input', 'balanced') == (
-                'balanced' if paper_hybrid else 'uniform')
+                'balanced' if paper_hybrid else
+                'own_view' if own_view else 'uniform')
             assert cfg.model.feat_head.type == (
-                'PSCHead' if 'PSC' in method else 'SupConHead')
+                'PSCHead' if 'PSC' in method else
+                'BCLHead' if 'BCL' in method else 'SupConHead')
         else:
             assert cfg.model.type == 'ImageClassifier'
         # The training set's counts reached the logit-adjusted loss (saved
@@ -509,3 +516,16 @@ def test_short_benchmark_scales_the_configs_own_schedule():
     assert common.describe_schedule(warm) == (
         'LinearLR[0, 1) x0.01..1; MultiStepLR[0, end) milestones [12, 16] '
         'x0.1')
+
+
+def test_short_refuses_a_classifier_view_on_the_per_sample_path(
+        tiny_folder, tmp_path):
+    """The per-sample path has no classifier view of its own: refused,
+    naming the method and the path to use."""
+    result = run(python_tool(SHORT, '--data-root', tiny_folder, '--data-path',
+                             'per-sample', '--methods', 'Hybrid-BCL',
+                             '--epochs', 1, '--work-dir', tmp_path),
+                 check=False)
+    assert result.returncode != 0
+    assert 'Hybrid-BCL reads a classifier view of its own' in result.stderr
+    assert '--data-path device' in result.stderr

@@ -167,9 +167,12 @@ def test_config_builds(name, data_tmp, training_step):
     labels = train_set.get_gt_labels()
     size = 224 if name in LARGE_SCALE else 32
     shape = (3, size, size)
-    if cfg.model.get('cls_input', 'balanced') == 'uniform':
-        # Hybrid-*-LA: single images; the preprocessor views them.
+    cls_input = cfg.model.get('cls_input', 'balanced')
+    if cls_input in ('uniform', 'own_view'):
+        # Hybrid-*-LA and its successors: single images; the preprocessor
+        # views them (and, with own_view, makes the classifier's view).
         assert pre.view_single_images and pre.num_views == 2
+        assert pre.classifier_view == (cls_input == 'own_view')
     if cfg.model.type == 'HybridClassifier' and not pre.view_single_images:
         assert model.feat_head is not None
         sampler = DATA_SAMPLERS.build(
@@ -227,11 +230,16 @@ def test_config_builds(name, data_tmp, training_step):
             assert _label(item['data_samples']) == labels[k]
         train = pre(collate(copy.deepcopy(items)), training=True)
         test = pre(collate(copy.deepcopy(items)), training=False)
-        # One view of each training image (CE), or num_views (Hybrid-*-LA).
+        # One view of each training image (CE), or num_views (Hybrid-*-LA),
+        # and with own_view one more for the classifier.
         views = train['inputs'] if pre.view_single_images else [
             train['inputs']
         ]
-        assert len(views) == (pre.num_views if pre.view_single_images else 1)
+        if pre.classifier_view:
+            views = train['inputs']['views'] + [train['inputs']['cls']]
+            assert len(views) == pre.num_views + 1
+        assert len(views) == (pre.num_views + pre.classifier_view
+                              if pre.view_single_images else 1)
         for view in views:
             assert view.shape == test['inputs'].shape == (8, ) + shape
             # The preprocessor augments the training batch only.
@@ -400,16 +408,22 @@ STRONG = sorted(c for c in ALL_CONFIGS if '_strong_' in c)
 @pytest.mark.parametrize('name', STRONG)
 def test_strong_recipe_configs(name):
     """The stronger recipe as README's table says: RandAugment and Cutout
-    after crop and flip for every image the model trains on, 5 warm-up
-    epochs then cosine decay to the last epoch, on the method's config."""
+    after crop and flip for every image the model trains on (Hybrid-BCL: for
+    the classifier's own view, the contrastive views keep the paper's), 5
+    warm-up epochs then cosine decay to the last epoch, on the method's
+    config."""
     cfg = _train_tool_cfg(name)
     epochs = 400 if name.endswith('_400e.py') else 200
     pre = cfg.data_preprocessor
-    assert [t['type'] for t in pre.batch_transforms] == [
-        'BatchRandomCrop', 'BatchRandomFlip', 'BatchRandAugment',
-        'BatchCutout'
-    ]
-    assert pre.get('balanced_transforms') is None  # the same for every row
+    strong = ['BatchRandomCrop', 'BatchRandomFlip', 'BatchRandAugment',
+              'BatchCutout']
+    if name.startswith('hybrid_bcl_'):
+        assert [t['type'] for t in pre.balanced_transforms] == strong
+        assert [t['type'] for t in pre.batch_transforms] == [
+            'BatchRandomCrop', 'BatchRandomFlip', 'BatchRandomGrayscale']
+    else:
+        assert [t['type'] for t in pre.batch_transforms] == strong
+        assert pre.get('balanced_transforms') is None  # the same for all
     warmup, cosine = cfg.param_scheduler
     assert (warmup.type, warmup.begin, warmup.end) == ('LinearLR', 0, 5)
     assert (cosine.type, cosine.begin, cosine.end) == ('CosineAnnealingLR', 5,

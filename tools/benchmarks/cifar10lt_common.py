@@ -31,8 +31,10 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 #: The methods (table rows) and their shipped configs: cross-entropy on
 #: uniformly sampled images, with logit adjustment (LA-CE) and with
 #: class-balanced sampling (CE-CBS); the paper's hybrids (classifier on a
-#: class-balanced batch) and those whose classifier reads the uniform views
-#: with logit-adjusted cross-entropy (-LA).
+#: class-balanced batch), those whose classifier reads the uniform views
+#: with logit-adjusted cross-entropy (-LA), and the second attempt beyond
+#: the paper: constant weights (-const), plus a classifier view of its own
+#: (-view), plus the balanced contrastive loss (BCL).
 METHODS = {
     'CE': 'configs/ce_r32_cifar10lt.py',
     'LA-CE': 'configs/ce_la_r32_cifar10lt.py',
@@ -41,7 +43,13 @@ METHODS = {
     'Hybrid-PSC': 'configs/hybrid_psc_r32_cifar10lt.py',
     'Hybrid-SC-LA': 'configs/hybrid_sc_la_r32_cifar10lt.py',
     'Hybrid-PSC-LA': 'configs/hybrid_psc_la_r32_cifar10lt.py',
+    'Hybrid-SC-LA-const': 'configs/hybrid_sc_la_const_r32_cifar10lt.py',
+    'Hybrid-SC-LA-view': 'configs/hybrid_sc_la_view_r32_cifar10lt.py',
+    'Hybrid-BCL': 'configs/hybrid_bcl_r32_cifar10lt.py',
 }
+#: Methods whose classifier reads a view of its own, made on the device
+#: (cls_input='own_view'); the per-sample path has no such layout.
+OWN_VIEW_METHODS = ('Hybrid-SC-LA-view', 'Hybrid-BCL')
 #: The methods of the paper's CIFAR-10-LT table.
 PAPER_METHODS = ('CE', 'Hybrid-SC', 'Hybrid-PSC')
 FOLDER_DATA = 'configs/_base_/datasets/cifar10lt_folder.py'
@@ -287,6 +295,11 @@ def build_cfg(method: str,
     if data_path not in DATA_PATHS:
         raise ValueError(f'--data-path {data_path!r} is unknown; allowed: '
                          f'{", ".join(DATA_PATHS)}')
+    if data_path == 'per-sample' and method in OWN_VIEW_METHODS:
+        raise ValueError(
+            f'--data-path per-sample: {method} reads a classifier view of '
+            'its own, which only the device path makes; use --data-path '
+            'device for it')
     fmt = data_format(data_root)
     if fmt == 'webp' and imbalance_factor is not None:
         raise ValueError(
@@ -480,7 +493,9 @@ def train_meter():
                 views = len(inputs)
             elif getattr(model.data_preprocessor, 'view_single_images',
                          False):
-                views = made
+                # and the classifier's own view (cls_input='own_view')
+                views = made + bool(getattr(model.data_preprocessor,
+                                            'classifier_view', False))
             else:
                 views = 1
             self.samples += n

@@ -143,3 +143,22 @@ def test_own_view_needs_num_views_and_may_mix_the_classifier_view():
         image = item['inputs'].float()
         assert any(torch.equal(out['inputs']['views'][0][k], im)
                    for im in (image, image.flip(-1)))
+
+
+def test_a_head_that_needs_the_classifier_weight_gets_it():
+    """BCLHead declares needs_classifier_weight: the model hands it
+    head.fc.weight, so the feature loss reaches the classifier's weight."""
+    cfg = model_cfg(cls_input='own_view', data_preprocessor=dict(
+        num_views=2, batch_transforms=FLIP, balanced_transforms=GREY))
+    cfg['feat_head'] = dict(type='BCLHead', num_classes=NUM_CLASSES,
+                            in_channels=64, hid_channels=32, out_channels=16)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.alpha = 1.0  # the feature loss alone
+    _, batch = single_batch(n=8)
+    data = model.data_preprocessor(batch, training=True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    losses['loss_feat'].backward()
+    assert model.head.fc.weight.grad is not None
+    assert model.head.fc.weight.grad.abs().sum() > 0
+    assert model.feat_head.needs_classifier_weight

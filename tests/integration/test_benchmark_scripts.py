@@ -317,10 +317,29 @@ def test_data_path_speed_prints_consistent_ratios(balanced_folder):
     assert [row.split('|')[1].strip() for row in rows] == [
         'held', 'per-sample, 1 workers']
     for row in rows:
-        runner, ceiling, ratio = (float(c) for c in row.split('|')[2:5])
+        assert row.split('|')[2].strip() == 'channels_last'  # the configs'
+        runner, ceiling, ratio = (float(c) for c in row.split('|')[3:6])
         # (c)/(a) is the runner's images/s over the ceiling's.
         assert runner > 0 and ceiling > 0
         assert ratio == pytest.approx(runner / ceiling, abs=2e-3)
+
+
+def test_data_path_speed_compares_memory_formats(balanced_folder):
+    """Both layouts, alternately, twice: one row each (medians) and the
+    per-repeat ratio of their runner iterations."""
+    result = run(python_tool(SPEED, '--data-root', balanced_folder,
+                             '--modes', 'held', '--iters', 3, '--warmup', 1,
+                             '--batch-size', 8, '--memory-formats',
+                             'contiguous', 'channels_last', '--repeats', 2))
+    rows = [line.split('|') for line in result.stdout.splitlines()
+            if line.startswith('| held')]
+    assert [row[2].strip() for row in rows] == ['contiguous',
+                                                'channels_last']
+    ratio_line = next(line for line in result.stdout.splitlines()
+                      if 'channels_last / contiguous' in line)
+    per_repeat = ratio_line.split('per repeat: ')[1].split(';')[0]
+    assert len(per_repeat.split(', ')) == 2
+    assert all(float(r) > 0 for r in per_repeat.split(', '))
 
 
 def test_ceiling_steps_the_models_weights_on_the_models_images(

@@ -34,7 +34,6 @@ import argparse
 import copy
 import os
 import os.path as osp
-import platform
 import statistics
 import tempfile
 import time
@@ -55,6 +54,7 @@ MODEL = 'configs/_base_/models/hybrid_sc_r32.py'
 SCHEDULE = 'configs/_base_/schedules/cifar_lt_200e.py'
 RUNTIME = 'configs/_base_/default_runtime.py'
 MODES = ('held', 'workers', 'per-sample')
+MEMORY_FORMATS = ('contiguous', 'channels_last')
 
 
 def parse_args() -> argparse.Namespace:
@@ -76,16 +76,28 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--amp', action='store_true',
                         help='bf16 autocast on the CPU (fp16 on CUDA), '
                         'for both (a) and (c)')
+    parser.add_argument('--memory-formats', nargs='+',
+                        default=['channels_last'], choices=MEMORY_FORMATS,
+                        help='the layout the images are handed over in '
+                        '(data_preprocessor.channels_last); with both, each '
+                        'mode runs in both, alternately --repeats times, '
+                        'and the ratio of their runner iterations is printed')
+    parser.add_argument('--repeats', type=int, default=1,
+                        help='runs of every (mode, memory format), '
+                        'alternating; medians over them are printed')
     return parser.parse_args()
 
 
-def build_cfg(mode: str, args: argparse.Namespace, work_dir: str) -> Config:
-    """The shipped Hybrid-SC config on the folder copy in one data mode."""
+def build_cfg(mode: str, args: argparse.Namespace, work_dir: str,
+              memory_format: str = 'channels_last') -> Config:
+    """The shipped Hybrid-SC config on the folder copy in one data mode and
+    memory format."""
     data = PER_SAMPLE_DATA if mode == 'per-sample' else FOLDER_DATA
     cfg = Config.fromfile(osp.join(REPO, data))
     for part in (MODEL, SCHEDULE, RUNTIME):
         cfg.merge_from_dict(Config.fromfile(osp.join(REPO, part)).to_dict())
     cfg.model.head.num_classes = 10
+    cfg.data_preprocessor.channels_last = memory_format == 'channels_last'
     loader = cfg.train_dataloader
     if mode == 'per-sample':
         # The per-sample config reads CIFAR10's files: point it at the
@@ -180,10 +192,12 @@ class CeilingHook(Hook):
         self._end = time.perf_counter()
 
 
-def bench_mode(mode: str, args: argparse.Namespace) -> Dict[str, float]:
+def bench_mode(mode: str, args: argparse.Namespace,
+               memory_format: str = 'channels_last') -> Dict[str, float]:
     rows = 3 * args.batch_size
     with tempfile.TemporaryDirectory() as work_dir:
-        runner = Runner.from_cfg(build_cfg(mode, args, work_dir))
+        runner = Runner.from_cfg(
+            build_cfg(mode, args, work_dir, memory_format))
         hook = CeilingHook(args.amp, args.warmup)
         runner.register_hook(hook)
         runner.train()
@@ -201,22 +215,37 @@ def main() -> None:
         raise FileNotFoundError(
             f'--data-root {args.data_root!r} has no train/ folder; expected '
             'an image-folder copy of CIFAR-10 (<root>/train/<class>/*.png)')
+    from mmlt_hybrid.utils.cpu_info import read_cpuinfo, speed_flags
+    cpu = read_cpuinfo()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() \
-        else f'{platform.processor() or platform.machine()}, ' \
+        else f'{cpu["model"]} ({" ".join(speed_flags(cpu["flags"]))}), ' \
         f'{os.cpu_count()} CPUs, {torch.get_num_threads()} threads'
     print(f'# {device}, torch {torch.__version__}, '
           f'{datetime.now():%Y-%m-%d %H:%M}')
     print(f'# Hybrid-SC ResNet-32, N={args.batch_size} per branch '
           f'({3 * args.batch_size} images a step), amp={args.amp}, '
           f'{args.iters - args.warmup} timed iterations per mode')
-    print('| data mode | (c) runner iteration (img/s) | (a) ceiling (img/s) '
-          '| (c)/(a) |\n|---|---|---|---|')
+    print('| data mode | memory format | (c) runner iteration (img/s) | '
+          '(a) ceiling (img/s) | (c)/(a) |\n|---|---|---|---|---|')
     for mode in args.modes:
         name = mode if mode == 'held' else \
             f'{mode}, {args.num_workers} workers'
-        r = bench_mode(mode, copy.copy(args))
-        print(f'| {name} | {r["runner_img_s"]:.1f} | {r["ceiling_img_s"]:.1f}'
-              f' | {r["ratio"]:.3f} |', flush=True)
+        runs = {fmt: [] for fmt in args.memory_formats}
+        for _ in range(max(1, args.repeats)):
+            for fmt in args.memory_formats:
+                runs[fmt].append(bench_mode(mode, copy.copy(args), fmt))
+        medians = {fmt: {key: statistics.median(r[key] for r in rs)
+                         for key in rs[0]} for fmt, rs in runs.items()}
+        for fmt, r in medians.items():
+            print(f'| {name} | {fmt} | {r["runner_img_s"]:.1f} | '
+                  f'{r["ceiling_img_s"]:.1f} | {r["ratio"]:.3f} |',
+                  flush=True)
+        if len(medians) == 2:
+            pairs = [b['runner_img_s'] / a['runner_img_s'] for a, b in zip(
+                runs['contiguous'], runs['channels_last'])]
+            print(f'# {name}: runner iteration channels_last / contiguous, '
+                  f'per repeat: {", ".join(f"{p:.3f}" for p in pairs)}; '
+                  f'median {statistics.median(pairs):.3f}', flush=True)
 
 
 if __name__ == '__main__':

@@ -548,3 +548,16 @@ def test_short_refuses_a_classifier_view_on_the_per_sample_path(
     assert result.returncode != 0
     assert 'Hybrid-BCL reads a classifier view of its own' in result.stderr
     assert '--data-path device' in result.stderr
+
+
+def test_cpu_step_speed_prints_a_row_per_setting():
+    result = run(python_tool('benchmarks/cpu_step_speed.py', '--batch', 4,
+                             '--steps', 2, '--threads', 1, '--settings',
+                             'fp32', 'fp32-channels-last'))
+    assert result.stdout.startswith('# ')
+    rows = [line.split('|') for line in result.stdout.splitlines()
+            if line.startswith('| fp32')]
+    assert [row[1].strip() for row in rows] == ['fp32', 'fp32-channels-last']
+    assert float(rows[0][4]) == 1.0  # the first setting against itself
+    for row in rows:
+        assert len(row[5].split(',')) == 2  # one ratio per timed step

@@ -7,5 +7,5 @@ _base_ = [
 
 model = dict(
     head=dict(num_classes=10),
-    # tau = 1.0 on CIFAR-10 (METHOD.md section 3).
+    # tau = 1.0 on CIFAR-10 (docs/method.md, "PSC loss").
     feat_head=dict(num_classes=10, loss=dict(temperature=1.0)))

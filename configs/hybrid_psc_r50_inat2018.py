@@ -1,6 +1,6 @@
 # Hybrid-PSC on iNaturalist 2018: with 8,142 classes each embedding is
 # contrasted with 1,024 sampled negative prototypes instead of all 8,141
-# (METHOD.md section 3, open option).
+# (docs/method.md, "PSC loss"; an open option).
 _base_ = ['./hybrid_sc_r50_inat2018.py']
 
 model = dict(

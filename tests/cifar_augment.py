@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# The paper's CIFAR augmentation (METHOD.md section 4).
+# The paper's CIFAR augmentation (docs/method.md, "Augmentation").
 CROP, PAD = 32, 4
 FLIP_PROB = 0.5
 GRAY_PROB = 0.2

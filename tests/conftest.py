@@ -1,9 +1,12 @@
 """Shared fixtures: tiny generated image folders shaped like CIFAR copies.
 
 The images are 32x32 RGB PNGs laid out as ``<root>/{train,test}/<class>/NNNNN.png``
-(the layout of ../shared/data/cifar10). Each class has its own mean colour plus
-noise, so a model can learn something from a handful of steps.
+(the layout of the real CIFAR-10 copy). Each class has its own mean colour
+plus noise, so a model can learn something from a handful of steps.
+
+Tests on real data find it through :func:`real_data_root`.
 """
+import os
 import pickle
 import time
 from pathlib import Path
@@ -14,7 +17,18 @@ import pytest
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_CIFAR10 = REPO_ROOT.parent / 'shared' / 'data' / 'cifar10'
+#: The environment variable that points the real-data tests at the data.
+DATA_ROOT_VAR = 'MMLT_DATA_ROOT'
+
+
+def real_data_root() -> Path:
+    """The folder that holds the real data sets (e.g. ``cifar10/``).
+
+    ``$MMLT_DATA_ROOT`` when set, else the default below, relative to the
+    repository root (README.md, "Tests and CI"). Tests that need a data
+    set under it skip, naming the variable, when the data set is absent.
+    """
+    return Path(os.environ.get(DATA_ROOT_VAR, REPO_ROOT / '../shared/data'))
 
 
 def make_image_folder(root: Path,

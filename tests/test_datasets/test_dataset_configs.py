@@ -4,14 +4,14 @@ stand-in data.
 
 The expected recipes are written out here, not read from the configs:
 
-- CIFAR-LT (METHOD.md section 4): random crop 32 with 4-pixel zero padding,
-  horizontal flip p=0.5, grayscale p=0.2 (ITU-R 601 weights in RGB order,
-  kept as 3 channels), for both views of the uniform image and for the
-  balanced image. The shipped configs hold the decoded set in memory (no
-  workers) and run the recipe on the whole batch in the data preprocessor
-  (``BatchRandomCrop``, ``BatchRandomFlip``, ``BatchRandomGrayscale``, two
-  views); ``cifar10lt_per_sample.py`` runs the same recipe as mmpretrain
-  transforms in data workers.
+- CIFAR-LT (docs/method.md, "Augmentation"): random crop 32 with 4-pixel
+  zero padding, horizontal flip p=0.5, grayscale p=0.2 (ITU-R 601 weights
+  in RGB order, kept as 3 channels), for both views of the uniform image
+  and for the balanced image. The shipped configs hold the decoded set in
+  memory (no workers) and run the recipe on the whole batch in the data
+  preprocessor (``BatchRandomCrop``, ``BatchRandomFlip``,
+  ``BatchRandomGrayscale``, two views); ``cifar10lt_per_sample.py`` runs
+  the same recipe as mmpretrain transforms in data workers.
 - ImageNet-LT / iNaturalist: the workers take the random-resized crop to 224
   (two per uniform image, one per balanced image); the preprocessor flips,
   colour-jitters (p=0.8) and greys (p=0.2, BGR weights) the uniform views

@@ -7,17 +7,20 @@ import numpy as np
 import pytest
 
 import mmlt_hybrid  # noqa: F401
-from conftest import SHARED_CIFAR10
+from conftest import DATA_ROOT_VAR, real_data_root
 from mmlt_hybrid.datasets import LongTailedDataset, long_tailed_counts
 from mmpretrain.registry import DATASETS
 
-# METHOD.md section 4 (Cao et al. 2019).
+# docs/method.md, "CIFAR-LT" (Cao et al. 2019).
 PUBLISHED_C10 = {
     100: (12406, [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]),
     50: (13996, [5000, 3237, 2096, 1357, 878, 568, 368, 238, 154, 100]),
     10: (20431, [5000, 3871, 2997, 2320, 1796, 1391, 1077, 834, 645, 500]),
 }
 PUBLISHED_C100_TOTALS = {100: 10847, 50: 12608, 10: 19573}
+#: An image-folder copy of CIFAR-10 (``train/<class>/NNNNN.png``, the name
+#: giving the image's position in the original batches).
+REAL_CIFAR10 = real_data_root() / 'cifar10'
 
 
 def reference_selection(root: Path, imbalance_factor: float):
@@ -55,8 +58,8 @@ def reference_selection(root: Path, imbalance_factor: float):
 
 
 @pytest.mark.skipif(
-    not SHARED_CIFAR10.is_dir(), reason='no CIFAR-10 folder copy at '
-    f'{SHARED_CIFAR10}')
+    not REAL_CIFAR10.is_dir(), reason='no CIFAR-10 folder copy at '
+    f'{REAL_CIFAR10} (set {DATA_ROOT_VAR} to the folder holding cifar10/)')
 @pytest.mark.parametrize('imbalance_factor', [100, 50, 10])
 def test_cifar10_protocol_on_real_data(imbalance_factor):
     total, counts = PUBLISHED_C10[imbalance_factor]
@@ -66,7 +69,7 @@ def test_cifar10_protocol_on_real_data(imbalance_factor):
             imbalance_factor=imbalance_factor,
             dataset=dict(
                 type='CustomDataset',
-                data_root=str(SHARED_CIFAR10),
+                data_root=str(REAL_CIFAR10),
                 data_prefix='train',
                 pipeline=[])))
     assert len(ds) == total
@@ -76,7 +79,7 @@ def test_cifar10_protocol_on_real_data(imbalance_factor):
         path = Path(ds.get_data_info(k)['img_path'])
         got.append((path.parent.name, int(path.stem)))
         assert ds.get_cat_ids(k) == [ds.get_data_info(k)['gt_label']]
-    expected = reference_selection(SHARED_CIFAR10, imbalance_factor)
+    expected = reference_selection(REAL_CIFAR10, imbalance_factor)
     assert got == expected
     # The labels seen through the wrapper follow the per-class counts.
     assert np.bincount(ds.get_gt_labels()).tolist() == counts

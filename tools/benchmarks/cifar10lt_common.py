@@ -6,14 +6,18 @@ rows, :data:`PAPER_METHODS`, one row at a time). Both run a method's shipped
 experiment config on an image-folder copy of the data:
 
 - ``png``: a balanced folder copy of CIFAR-10
-  (``<root>/{train,test}/<class>/*.png``, e.g. ``../shared/data/cifar10``),
+  (``<root>/{train,test}/<class>/*.png``, e.g. ``$MMLT_DATA_ROOT/cifar10``),
   cut to CIFAR-10-LT by ``LongTailedDataset`` (exponential profile);
 - ``webp``: the compact, already long-tailed copy
   (``<root>/{train,test}/<class>/*.webp``, e.g.
-  ``../shared/data/cifar10lt_if100_webp``), read with
+  ``$MMLT_DATA_ROOT/cifar10lt_if100_webp``), read with
   ``ImageFolderDataset(extensions=('.webp',))`` inside
   ``LongTailedDataset(profile='none')`` (cutting it again would select a
   different subset).
+
+``MMLT_DATA_ROOT`` is the folder that holds the data sets, by default
+``../shared/data`` (README.md, "Tests and CI"); the scripts take the path
+on the command line.
 
 Only the standard library is imported at module level, so that the scripts
 can check their command line (and fail fast on a bad one) before torch and
@@ -128,9 +132,10 @@ def data_format(data_root: str, option: str = '--data-root') -> str:
             raise FileNotFoundError(
                 f'{option} {data_root!r} has no {split}/ folder; expected an '
                 'image-folder copy of CIFAR-10 (<root>/{train,test}/<class>/'
-                '*.png, e.g. ../shared/data/cifar10) or the long-tailed WebP '
-                'copy (<root>/{train,test}/<class>/*.webp, e.g. '
-                '../shared/data/cifar10lt_if100_webp)')
+                '*.png, e.g. $MMLT_DATA_ROOT/cifar10) or the long-tailed '
+                'WebP copy (<root>/{train,test}/<class>/*.webp, e.g. '
+                '$MMLT_DATA_ROOT/cifar10lt_if100_webp), MMLT_DATA_ROOT '
+                'being by default ../shared/data')
     pattern = osp.join(glob.escape(data_root), 'train', '*', '*.webp')
     return 'webp' if next(glob.iglob(pattern), None) else 'png'
 

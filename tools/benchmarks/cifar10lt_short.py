@@ -24,11 +24,14 @@ and data paths can also be compared at equal compute.
 Data (``--data-root``), either:
 
 - an image-folder copy of CIFAR-10 (``<root>/{train,test}/<class>/*.png``,
-  e.g. ``../shared/data/cifar10``), subsampled by the standard exponential
+  e.g. ``$MMLT_DATA_ROOT/cifar10``), subsampled by the standard exponential
   protocol at ``--imbalance-factor`` (default 100);
 - the compact long-tailed copy (``<root>/{train,test}/<class>/*.webp``, e.g.
-  ``../shared/data/cifar10lt_if100_webp``), detected by the ``.webp`` files
-  in ``train/`` and read as it is (already IF 100).
+  ``$MMLT_DATA_ROOT/cifar10lt_if100_webp``), detected by the ``.webp``
+  files in ``train/`` and read as it is (already IF 100).
+
+``MMLT_DATA_ROOT`` is the folder that holds the data sets, by default
+``../shared/data`` (README.md, "Tests and CI").
 
 Data path (``--data-path``):
 
@@ -52,19 +55,20 @@ decoding it into memory) and the optimiser.
 
 Examples::
 
+    MMLT_DATA_ROOT=${MMLT_DATA_ROOT:-../shared/data}
     python tools/benchmarks/cifar10lt_short.py \
-        --data-root ../shared/data/cifar10 --epochs 10 --batch-size 128
+        --data-root $MMLT_DATA_ROOT/cifar10 --epochs 10 --batch-size 128
     # the same with the old per-sample data path, for comparison
     python tools/benchmarks/cifar10lt_short.py \
-        --data-root ../shared/data/cifar10 --epochs 10 --batch-size 128 \
+        --data-root $MMLT_DATA_ROOT/cifar10 --epochs 10 --batch-size 128 \
         --data-path per-sample --num-workers 2
     # on the compact long-tailed WebP copy (already IF 100)
     python tools/benchmarks/cifar10lt_short.py \
-        --data-root ../shared/data/cifar10lt_if100_webp --epochs 10 \
+        --data-root $MMLT_DATA_ROOT/cifar10lt_if100_webp --epochs 10 \
         --batch-size 128 --methods Hybrid-SC
     # a subset: the logit-adjusted rows
     python tools/benchmarks/cifar10lt_short.py \
-        --data-root ../shared/data/cifar10 --epochs 20 --batch-size 128 \
+        --data-root $MMLT_DATA_ROOT/cifar10 --epochs 20 --batch-size 128 \
         --methods LA-CE Hybrid-SC-LA Hybrid-PSC-LA
 """
 import argparse

@@ -25,10 +25,12 @@ One ceiling step is timed after every runner iteration (by a hook, outside
 the iteration's own time), so both see the same machine load; the ratio of
 the medians (c)/(a) in images per second is printed per mode.
 
-Example::
+Example (``MMLT_DATA_ROOT``: the folder that holds the data sets, by
+default ``../shared/data``; README.md, "Tests and CI")::
 
+    MMLT_DATA_ROOT=${MMLT_DATA_ROOT:-../shared/data}
     python tools/benchmarks/data_path_speed.py --data-root \
-        ../shared/data/cifar10 --modes held workers per-sample --amp
+        $MMLT_DATA_ROOT/cifar10 --modes held workers per-sample --amp
 """
 import argparse
 import copy

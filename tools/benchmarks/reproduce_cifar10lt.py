@@ -31,16 +31,18 @@ and 80 % of the epochs, lr scaled linearly from 0.5 at batch 512);
 CPU).
 
 Data (``--data-root``): the compact long-tailed WebP copy (default
-``data/cifar10lt_if100_webp``, i.e. ``../shared/data/cifar10lt_if100_webp``
+``data/cifar10lt_if100_webp``, i.e. ``$MMLT_DATA_ROOT/cifar10lt_if100_webp``
 copied into the ignored ``data/`` folder so that it travels with the working
 tree: 39 MB), read as it is; or an image-folder PNG copy of the full
-CIFAR-10 (``../shared/data/cifar10``), cut to IF 100 by the protocol (the
-same 12,406 images).
+CIFAR-10 (``$MMLT_DATA_ROOT/cifar10``), cut to IF 100 by the protocol (the
+same 12,406 images). ``MMLT_DATA_ROOT`` is the folder that holds the data
+sets, by default ``../shared/data`` (README.md, "Tests and CI").
 
 GPU run, from the repository root, one row per invocation (each row's
 checkpoints and logs go to ``<work-dir>/<row>/``)::
 
-    mkdir -p data && cp -r ../shared/data/cifar10lt_if100_webp data/
+    MMLT_DATA_ROOT=${MMLT_DATA_ROOT:-../shared/data}
+    mkdir -p data && cp -r $MMLT_DATA_ROOT/cifar10lt_if100_webp data/
     python tools/benchmarks/reproduce_cifar10lt.py Hybrid-SC \
         --data-root data/cifar10lt_if100_webp --amp \
         --work-dir work_dirs/reproduce_cifar10lt

@@ -1,4 +1,5 @@
-# CIFAR-10-LT for the hybrid networks (METHOD.md sections 1, 4 and 6).
+# CIFAR-10-LT for the hybrid networks (docs/method.md: "The hybrid network",
+# "Data protocol" and "Evaluation").
 #
 # Training set: the standard CIFAR-LT subset of the CIFAR-10 training set
 # (exponential profile, IF 100, seed 0: 12,406 images), served as pairs of a

@@ -9,7 +9,7 @@
 #
 # The per-class counts give many/medium/few with the usual 100 / 20
 # thresholds. With 8,142 classes a PSC model may sample negative prototypes
-# (see METHOD.md section 3).
+# (see docs/method.md, "PSC loss").
 _base_ = ['./imagenetlt.py']
 
 data_root = 'data/inat2018'

@@ -1,4 +1,4 @@
-# Hybrid-PSC (METHOD.md section 3): Hybrid-SC with the prototypical
+# Hybrid-PSC (docs/method.md, "PSC loss"): Hybrid-SC with the prototypical
 # supervised contrastive head in place of SupCon.
 _base_ = ['./hybrid_sc_r32.py']
 

@@ -1,5 +1,6 @@
-# Hybrid-SC (METHOD.md sections 1-2): the CE model plus a supervised
-# contrastive feature branch, alpha decaying parabolically from 1 to 0.
+# Hybrid-SC (docs/method.md, "The hybrid network" and "SupCon loss"): the
+# CE model plus a supervised contrastive feature branch, alpha decaying
+# parabolically from 1 to 0.
 _base_ = ['./ce_r32.py']
 
 model = dict(

@@ -11,10 +11,17 @@ pixel and, on average, at most ``INTERP_MEAN_TOLERANCE`` grey levels
 the pixels that the counterpart fills with ``pad_val`` equal. Float images get
 the same arithmetic without rounding to integers: within 1 grey level of
 the uint8 result.
+
+Two pixel-exact cases (Rotate and Translate with source coordinates at or
+next to a tie of rounding) depend on how one OpenCV build resamples in
+``warpAffine``: they hold for the tested opencv-python 5.0.0.93
+(constraints.txt) and are skipped, saying so, on any other build (5.1.0.95
+rounds those pixels otherwise).
 """
 import math
 import uuid
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -40,6 +47,35 @@ pytestmark = pytest.mark.filterwarnings('ignore::UserWarning')
 
 INTERP_MEAN_TOLERANCE = 0.01
 PAD = (128, 128, 128)
+
+#: The OpenCV build the tie cases were checked on (constraints.txt). pip
+#: wheels name their build in ``cv2.version.opencv_version``
+#: (``cv2.__version__`` is only '5.0.0'); a build without it counts as other.
+TESTED_OPENCV = '5.0.0.93'
+OPENCV_BUILD = getattr(getattr(cv2, 'version', None), 'opencv_version',
+                       cv2.__version__)
+#: Magnitudes of the pixel-exact cases whose source coordinates lie at or
+#: next to a tie of rounding (Rotate by 8.83... and 21.83... degrees, see
+#: EXACT_CASES; Translate -0.171875 * 32 = -5.5 pixels): which source pixel
+#: warpAffine takes there is up to the OpenCV build. opencv-python 5.1.0.95
+#: rounds them otherwise (its Rotate and Translate give other pixels than
+#: ours there); the other Rotate/Translate cases agree on 5.0.0.93 and
+#: 5.1.0.95 and always run.
+OPENCV_TIE_MAGNITUDES = (8.831370694455003, 21.827174465825095, -0.171875)
+opencv_build_dependent = pytest.mark.skipif(
+    OPENCV_BUILD != TESTED_OPENCV,
+    reason=(f'pixel-exact only with the tested OpenCV build {TESTED_OPENCV}'
+            f' (constraints.txt), not {OPENCV_BUILD}: warpAffine may take'
+            ' other source pixels at rounding ties (5.1.0.95 does)'))
+
+
+def marked_for_opencv_build(cases):
+    """The cases, those at a tie of rounding marked opencv_build_dependent."""
+    return [
+        pytest.param(*case, marks=opencv_build_dependent) if any(
+            m in OPENCV_TIE_MAGNITUDES for m in case[3]) else case
+        for case in cases
+    ]
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -133,7 +169,8 @@ EXACT_CASES = [
 
 
 @pytest.mark.parametrize(
-    'policy, cls, key, magnitudes, kwargs', EXACT_CASES,
+    'policy, cls, key, magnitudes, kwargs',
+    marked_for_opencv_build(EXACT_CASES),
     ids=[f"{c[0]['type']}-{i}" for i, c in enumerate(EXACT_CASES)])
 def test_op_pixel_exact(policy, cls, key, magnitudes, kwargs):
     imgs = make_images()

@@ -31,6 +31,9 @@ test_dataloader = val_dataloader
 # The paper's schedule shape (x0.1 at 60 % and 80 % of training) on 6 epochs,
 # lr 0.5 scaled linearly to batch 64.
 optim_wrapper = dict(optimizer=dict(lr=0.0625))
+# --auto-scale-lr scales from the batch this lr is for (not the 512 of the
+# full recipe, which would scale it twice).
+auto_scale_lr = dict(base_batch_size=64)
 param_scheduler = dict(milestones=[4, 5])
 train_cfg = dict(max_epochs=6, val_interval=6)
 default_hooks = dict(

@@ -1,8 +1,9 @@
 """Seeded randomness that a resumed run draws again exactly.
 
-No checkpoint stores the state of a global generator (Python's ``random``,
-numpy's, torch's), so whatever draws from one after a resume must first be
-seeded from what the runner does restore: the run's seed, the epoch and the
+The package's own draws never rely on a global generator's state (Python's
+``random``, numpy's, torch's; ``GlobalRngStateHook`` saves those states for
+stock mmpretrain parts, in one process only): whatever draws inside a step is
+seeded from what the runner restores: the run's seed, the epoch and the
 iteration (mmengine's ``RuntimeInfoHook`` writes all three to the message hub
 before every iteration), plus the rank and the name of the consumer, so that
 two ranks or two consumers never share a stream. :func:`derive_seed` makes

@@ -11,8 +11,12 @@ Examples::
     bash tools/dist_train.sh CONFIG 8 [ARGS]
 """
 import argparse
-from typing import List, Optional
+import os.path as osp
+import pickle
+import zipfile
+from typing import List, Optional, Tuple
 
+import torch
 from mmengine.config import Config
 
 import mmlt_hybrid  # noqa: F401  (registers components and safe globals)
@@ -22,6 +26,7 @@ from mmlt_hybrid.utils import (add_data_hooks, add_common_args,
                                parse_common, require_file,
                                set_launcher_and_work_dir, shutdown_dist,
                                tool_parser)
+from mmlt_hybrid.engine.hooks import GlobalRngStateHook
 from mmlt_hybrid.utils.checkpoints import ResumeCheckHook
 
 
@@ -62,6 +67,75 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='set persistent_workers=False in all dataloaders')
     add_common_args(parser, 'tools/dist_train.sh')
     return parse_common(parser, argv)
+
+
+def add_rng_state_hook(runner) -> bool:
+    """Register ``GlobalRngStateHook`` (the global generators' states saved
+    in checkpoints and restored on resume) on a built runner unless its
+    config has one; returns whether it was registered. On the runner, not
+    in the config, so the config a run records is the one it was given."""
+    if any(isinstance(hook, GlobalRngStateHook) for hook in runner.hooks):
+        return False
+    runner.register_hook(GlobalRngStateHook())
+    return True
+
+
+def _checkpoint_dir(cfg: Config) -> Optional[str]:
+    """Where the run writes its checkpoints, when not the work dir: the
+    checkpoint hook's ``out_dir`` joined with the work dir's name (as
+    mmengine's CheckpointHook does)."""
+    out_dir = ((cfg.get('default_hooks') or {}).get('checkpoint') or
+               {}).get('out_dir')
+    if not out_dir or osp.abspath(out_dir) == osp.abspath(cfg.work_dir):
+        return None
+    return osp.join(out_dir, osp.basename(osp.normpath(cfg.work_dir)))
+
+
+def _checkpoint_seed(path: str) -> Optional[int]:
+    """The seed in a checkpoint's ``meta``, or None; read weights-only
+    (a zip-format file memory-mapped, so its tensors are not read)."""
+    if '://' in str(path):
+        return None
+    try:
+        checkpoint = torch.load(
+            path, map_location='cpu', weights_only=True,
+            mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError:
+        return None  # refused when the runner loads it, as any other way in
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    seed = meta.get('seed') if isinstance(meta, dict) else None
+    return seed if isinstance(seed, int) and not isinstance(seed,
+                                                            bool) else None
+
+
+def keep_checkpoint_seed(cfg: Config) -> Optional[Tuple[str, bool]]:
+    """Make a resumed run use the seed its checkpoint was trained with.
+
+    The runner builds the sampler and the workers' seeds from
+    ``randomness.seed`` before it loads the checkpoint; with ``seed=None``
+    (mmpretrain's default) that is a fresh random seed, and mmengine
+    switches to the checkpoint's ``meta['seed']`` only for the global
+    generators, after the data loader was built. So the seed is set here,
+    before the runner is built, from the checkpoint ``cfg.load_from``.
+
+    Returns:
+        tuple[str, bool] | None: What to log and whether as a warning (the
+        config gave another seed), or None when nothing changed.
+    """
+    seed = _checkpoint_seed(cfg.load_from)
+    randomness = dict(cfg.get('randomness') or {})
+    current = randomness.get('seed')
+    if seed is None or current == seed:
+        return None
+    cfg.randomness = dict(randomness, seed=seed)
+    if current is None:
+        return (f'Resume: randomness.seed is None; the run keeps the seed '
+                f'it was trained with, {seed} (meta seed of '
+                f'{cfg.load_from}).', False)
+    return (f'Resume: randomness.seed={current!r} differs from the seed '
+            f'{cfg.load_from} was trained with ({seed}); the resumed run '
+            f'keeps {seed}, so it continues the run it resumes. To train '
+            f'with seed {current!r}, start a run without --resume.', True)
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
@@ -108,7 +182,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     without ``load_from``) picks the work dir's latest checkpoint
     (:func:`find_resume_checkpoint`). A checkpoint resumed must fit the model
     and not be past the end of training (:class:`ResumeCheckHook`, checked
-    before anything is loaded). Checkpoints are written atomically
+    before anything is loaded); the run keeps its checkpoint's seed
+    (:func:`keep_checkpoint_seed`) and global generators' states
+    (``GlobalRngStateHook``). Checkpoints are written atomically
     (:func:`make_checkpoints_atomic`).
     """
     args = parse_args(argv)
@@ -117,24 +193,28 @@ def main(argv: Optional[List[str]] = None) -> None:
         check_checkpoint(args.resume, 'checkpoint (--resume)')
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
-    resume_note = None
+    notes = []
     if cfg.get('resume') and not cfg.get('load_from'):
-        cfg.load_from, resume_note = find_resume_checkpoint(cfg.work_dir)
+        cfg.load_from, note = find_resume_checkpoint(
+            cfg.work_dir, _checkpoint_dir(cfg))
         cfg.resume = cfg.load_from is not None
+        notes.append((note, note.warning))
     if cfg.get('load_from') and cfg.load_from != args.resume:
         what = '--resume' if args.resume else 'load_from'
         check_checkpoint(cfg.load_from, f'checkpoint ({what})')
+    if cfg.get('resume') and cfg.get('load_from'):
+        notes.append(keep_checkpoint_seed(cfg))
 
     runner = build_runner(cfg, args.launcher)
+    add_rng_state_hook(runner)
     if cfg.get('resume') and cfg.get('load_from'):
         runner.register_hook(
             ResumeCheckHook(cfg.load_from,
                             '--resume' if args.resume else 'resume=True'))
-    if resume_note is not None:
-        if cfg.resume:
-            runner.logger.info(resume_note)
-        else:
-            runner.logger.warning(resume_note)
+    for note in notes:
+        if note is not None:
+            log = runner.logger.warning if note[1] else runner.logger.info
+            log(note[0])
     make_checkpoints_atomic(runner)
     runner.train()
     shutdown_dist()

@@ -51,5 +51,7 @@ train_dataloader = dict(
                 data_root='data/cifar10',
                 split='train',
                 pipeline=[]))))
+# mmpretrain's lr 0.1 (8xb16): --auto-scale-lr scales it from 128.
+auto_scale_lr = dict(base_batch_size=128)  # lr 0.1 is for 8 GPUs x 16
 val_evaluator = dict(type='LongTailAccuracy', topk=(1, ))
 test_evaluator = val_evaluator

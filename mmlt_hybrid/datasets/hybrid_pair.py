@@ -183,7 +183,7 @@ class HybridPairDataset(DatasetWrapper):
 
     def _run(self, pipeline: Compose, idx: int, key: str) -> dict:
         """Sample ``idx`` of the wrapped dataset through ``pipeline``."""
-        packed = pipeline(self.dataset[idx])
+        packed = self._read(idx, pipeline)
         if not (isinstance(packed, dict) and 'inputs' in packed
                 and 'data_samples' in packed):
             raise ValueError(f'{key} must end with PackInputs; it gave '

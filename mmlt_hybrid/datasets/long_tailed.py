@@ -220,7 +220,7 @@ class LongTailedDataset(DatasetWrapper):
 
     def _get_sample(self, idx: int):
         """The wrapped dataset's sample behind the ``idx``-th kept one."""
-        return self.dataset[self.get_ori_index(idx)]
+        return self._read(self.get_ori_index(idx), shown=idx)
 
     def get_subset_(self, indices: Union[Sequence[int], int]) -> None:
         """Not supported: subsample the wrapped dataset instead."""

@@ -141,3 +141,50 @@ class DatasetWrapper:
     def _get_sample(self, idx):
         """The sample at ``idx`` of the initialised wrapper."""
         raise NotImplementedError
+
+    def _read(self, idx: int, pipeline=None, shown=None):
+        """Sample ``idx`` of the wrapped dataset, through ``pipeline`` when
+        given: the one place where the wrappers read a sample.
+
+        An error of the wrapped dataset's pipeline or of ``pipeline`` (e.g.
+        mmcv's ``LoadImageFromFile`` on an empty file: OpenCV's ``!buf.
+        empty()``, no file named) is raised again, of the same type where
+        it can be, naming the sample's ``img_path`` and index, with the
+        original message and the original error as its cause. An error that
+        names the file already, or of a sample without ``img_path``, is
+        raised unchanged.
+
+        Args:
+            idx (int): The index in the wrapped dataset.
+            pipeline (callable, optional): Applied to the read sample.
+            shown (int, optional): The index in this wrapper, for the
+                message, when it is not ``idx``.
+        """
+        try:
+            sample = self.dataset[idx]
+            return sample if pipeline is None else pipeline(sample)
+        except Exception as err:
+            named = self._naming_error(err, idx, shown)
+            if named is None:
+                raise
+            raise named from err
+
+    def _naming_error(self, err: Exception, idx: int, shown=None):
+        """``err`` made to name the file of sample ``idx``, or None."""
+        try:
+            path = self.dataset.get_data_info(idx).get('img_path', None)
+        except Exception:  # no data info to name: the error as it is
+            return None
+        if not isinstance(path, str) or path in str(err):
+            return None
+        where = (f'sample {idx}' if shown is None or shown == idx else
+                 f'sample {shown} (index {idx} of the wrapped '
+                 f'{type(self.dataset).__name__})')
+        message = (f'{type(self).__name__}: reading {where} failed, '
+                   f'img_path={path!r}: {type(err).__name__}: '
+                   f'{str(err).strip()}')
+        try:
+            named = type(err)(message)
+        except Exception:  # an error type that takes other arguments
+            return RuntimeError(message)
+        return named if str(named) == message else RuntimeError(message)

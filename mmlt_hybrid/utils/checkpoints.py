@@ -9,7 +9,8 @@
   (a folder, a text file, an empty or cut-short checkpoint), naming it,
   before a runner tries to load it.
 - :func:`find_resume_checkpoint` reads ``last_checkpoint`` as mmengine does,
-  and also finds the checkpoint of a work dir that was moved.
+  but a copied or moved work dir resumes from its own checkpoint, never
+  silently from the folder it was copied from.
 - :class:`StrictLoadHook` refuses a checkpoint whose weights do not fit the
   model (missing, unexpected or resized tensors); :class:`ResumeCheckHook`
   also refuses to resume one past the end of training.
@@ -293,46 +294,92 @@ def check_checkpoint(path: str, what: str) -> None:
         'epoch_*.pth / iter_*.pth of the same work dir).')
 
 
-def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], str]:
+class ResumeNote(str):
+    """What :func:`find_resume_checkpoint` says, with how loudly to say it:
+    ``warning`` is True when no checkpoint was found or the one used is not
+    the one ``last_checkpoint`` names."""
+
+    warning = False
+
+
+def _note(message: str, warning: bool = False) -> ResumeNote:
+    note = ResumeNote(message)
+    note.warning = warning
+    return note
+
+
+def find_resume_checkpoint(
+        work_dir: str,
+        checkpoint_dir: Optional[str] = None
+) -> Tuple[Optional[str], ResumeNote]:
     """The checkpoint a bare ``--resume`` continues from, and what to log.
 
     ``<work_dir>/last_checkpoint`` names the latest checkpoint (mmengine
-    writes its absolute path). If that path does not exist but the work dir
-    holds a file of the same name, the work dir was moved and that file is
-    used.
+    writes its absolute path). A work dir resumes from its own checkpoints:
+    when that path lies outside the folder the run writes its checkpoints
+    to (the work dir was copied or moved, so the record still points into
+    the original folder) and the folder holds a file of the same name, that
+    file is used, and the note is a warning naming both. When the folder
+    lacks the file, nothing is resumed from the other folder: the error
+    names both and how to continue from the other one on purpose.
 
     Args:
         work_dir (str): The run's work dir.
+        checkpoint_dir (str, optional): Where the run writes its checkpoints
+            when not the work dir (``default_hooks.checkpoint.out_dir``
+            joined with the work dir's name, as mmengine's CheckpointHook
+            does). Defaults to None (the work dir).
 
     Returns:
-        tuple[str | None, str]: The checkpoint, or None when the work dir has
-        no ``last_checkpoint`` (training starts from scratch); and a message
-        saying which it is.
+        tuple[str | None, ResumeNote]: The checkpoint, or None when the work
+        dir has no ``last_checkpoint`` (training starts from scratch); and a
+        message saying which it is (its ``warning`` attribute is True when
+        it should be logged as a warning).
 
     Raises:
-        FileNotFoundError: If ``last_checkpoint`` names a file that exists
-            neither where it says nor in the work dir.
+        FileNotFoundError: If ``last_checkpoint`` names a file in the
+            checkpoint folder that does not exist, or a file outside it
+            whose name the folder does not hold.
     """
     record = osp.join(work_dir, 'last_checkpoint')
     if not osp.isfile(record):
-        return None, (f'Resume: no checkpoint found in '
-                      f'{osp.abspath(work_dir)} (it has no last_checkpoint '
-                      'file); training starts from scratch.')
+        return None, _note(
+            f'Resume: no checkpoint found in {osp.abspath(work_dir)} (it has '
+            'no last_checkpoint file); training starts from scratch.',
+            warning=True)
     with open(record) as f:
         named = f.read().strip()
-    moved = osp.join(work_dir, osp.basename(named))
-    if '://' in named or osp.isfile(named):
-        found = named
-    elif named and osp.isfile(moved):
-        found = moved
-    else:
+    folder = checkpoint_dir or work_dir
+    if '://' in named or '://' in str(folder):
+        return named, _note(f'Resume: resuming from {named} (named by '
+                            f'{record}).')
+    own = osp.join(folder, osp.basename(named))
+    outside = bool(named) and osp.realpath(osp.dirname(
+        osp.abspath(named))) != osp.realpath(folder)
+    if outside and osp.isfile(own):
+        return own, _note(
+            f'Resume: resuming from {own}, the work dir\'s own file: '
+            f'{record} names {named!r}, outside {folder} (the work dir was '
+            'copied or moved). To continue from that file instead, pass '
+            f'it: --resume {named}.', warning=True)
+    if outside and osp.isfile(named):
+        raise FileNotFoundError(
+            f'{record} names {named!r} as the latest checkpoint, a file in '
+            f'another folder, and {folder} has no {osp.basename(named)!r} '
+            'of its own: a bare --resume continues a work dir from its own '
+            'checkpoints, never silently from another run\'s. To train on '
+            f'from that file, pass it: --resume {named}; to train from '
+            f'scratch, remove {record}.')
+    if not osp.isfile(named):
+        where = (f'and {folder} has no file {osp.basename(named)!r} either'
+                 if outside else 'in the folder the run writes its '
+                 f'checkpoints to ({folder})')
         raise FileNotFoundError(
             f'{record} names {named!r} as the latest checkpoint, which '
-            f'does not exist, and {work_dir} has no file '
-            f'{osp.basename(named)!r} either. Resume from a given checkpoint '
+            f'does not exist, {where}. Resume from a given checkpoint '
             'with --resume PATH, or remove last_checkpoint to train from '
             'scratch.')
-    return found, f'Resume: resuming from {found} (named by {record}).'
+    return named, _note(f'Resume: resuming from {named} (named by {record}).')
 
 
 def checkpoint_misfit(model, checkpoint: dict) -> List[str]:
@@ -344,7 +391,12 @@ def checkpoint_misfit(model, checkpoint: dict) -> List[str]:
     checkpoint's shape when loaded (e.g. the ``class_counts`` buffer of a
     model built without counts, see
     :class:`~mmlt_hybrid.models.losses.ClassPriorMixin`), so its shape is
-    not compared.
+    not compared. The ``class_counts`` buffer of a part that follows the
+    class-counts protocol (``needs_class_counts``) may be missing: such a
+    part has its counts from the config or fills them from the training set
+    (``ClassCountsHook``), e.g. ``LogitAdjustedLinearClsHead`` evaluated on
+    a head trained with plain cross-entropy. Any other missing key is a
+    misfit.
 
     Args:
         model (nn.Module): The model (a wrapper's ``module`` is used).
@@ -360,9 +412,15 @@ def checkpoint_misfit(model, checkpoint: dict) -> List[str]:
         re.sub(r'^module\.', '', key): value
         for key, value in checkpoint.get('state_dict', checkpoint).items()
     }
+    counted = {
+        f'{name}.class_counts' if name else 'class_counts'
+        for name, module in model.named_modules()
+        if hasattr(module, 'needs_class_counts')
+    }
     missing = [
         key for key in expected
         if key not in given and not key.endswith('num_batches_tracked')
+        and key not in counted
     ]
     unexpected = [key for key in given if key not in expected]
     resized = [

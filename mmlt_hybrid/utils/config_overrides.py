@@ -187,8 +187,11 @@ def add_data_hooks(cfg: Config) -> List[str]:
     ``LongTailAccuracy`` and the model's class priors) where
     ``val_evaluator`` or ``test_evaluator`` has a ``LongTailAccuracy`` or
     the config trains (has a ``train_dataloader``); ``ModelDataCheckHook``
-    (the model checked against its training data before training) where it
-    trains. Each is appended to ``custom_hooks`` unless already there.
+    (the model checked against its training data before training, and
+    every evaluation against the model's training data: the metric's class
+    counts, the evaluation set's classes) where it trains or evaluates
+    (has a ``val_dataloader`` or ``test_dataloader``). Each is appended to
+    ``custom_hooks`` unless already there.
 
     Args:
         cfg (Config): The run's config, changed in place.
@@ -201,7 +204,8 @@ def add_data_hooks(cfg: Config) -> List[str]:
     trains = bool(cfg.get('train_dataloader'))
     wanted = ['ClassCountsHook'] * (trains or 'LongTailAccuracy' in
                                     metric_types)
-    wanted += ['ModelDataCheckHook'] * trains
+    evaluates = bool(cfg.get('val_dataloader') or cfg.get('test_dataloader'))
+    wanted += ['ModelDataCheckHook'] * (trains or evaluates)
     added = [name for name in wanted if name not in _hook_names(cfg)]
     if added:
         cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [

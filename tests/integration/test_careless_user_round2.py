@@ -333,9 +333,9 @@ def test_resume_past_max_epochs_is_refused(trained, tmp_path, bare):
         load_tool('train.py').main(_train_argv(
             trained, tmp_path, *resume, options=['train_cfg.max_epochs=1']))
     message = str(error.value)
-    # A bare --resume takes the checkpoint that last_checkpoint names.
-    resumed = trained if bare else work_dir
-    assert repr(str(resumed / 'epoch_2.pth')) in message
+    # A bare --resume takes the copied work dir's own checkpoint of the
+    # name that last_checkpoint gives (not the original folder's).
+    assert repr(str(work_dir / 'epoch_2.pth')) in message
     assert 'is at epoch 2, past train_cfg.max_epochs=1' in message
     assert 'train_cfg.max_epochs above 2' in message
     assert 'leave out --resume' in message

@@ -324,10 +324,11 @@ def _train_tool_cfg(name: str) -> Config:
 ])
 def test_hybrid_configs_are_the_paper_recipe(name, dataset, num_classes, tau,
                                              feat):
-    """Key values of the resolved config against METHOD.md sections 1-5."""
+    """Key values of the resolved config against docs/method.md ("The
+    hybrid network" to "Training recipe")."""
     cfg = _train_tool_cfg(name)
-    # Section 5: batch 512 per branch, SGD 0.9, wd 1e-4, lr 0.5, 200 epochs,
-    # x0.1 at 120 and 160, lr scaled linearly from batch 512.
+    # Training recipe: batch 512 per branch, SGD 0.9, wd 1e-4, lr 0.5,
+    # 200 epochs, x0.1 at 120 and 160, lr scaled linearly from batch 512.
     assert cfg.train_dataloader.batch_size == 512
     opt = cfg.optim_wrapper.optimizer
     assert (opt.type, opt.lr, opt.momentum, opt.weight_decay) == ('SGD', 0.5,
@@ -338,13 +339,14 @@ def test_hybrid_configs_are_the_paper_recipe(name, dataset, num_classes, tau,
     assert cfg.train_cfg.max_epochs == 200 and cfg.train_cfg.by_epoch
     assert cfg.auto_scale_lr.base_batch_size == 512
     assert not cfg.auto_scale_lr.get('enable', False)
-    # Section 1: alpha(T) = 1 - (T / T_max)^2 over the epochs.
+    # The alpha schedule: alpha(T) = 1 - (T / T_max)^2 over the epochs.
     hooks = {h['type']: h for h in cfg.custom_hooks}
     assert hooks['HybridTransitionHook']['schedule'] == 'parabolic'
     assert hooks['HybridTransitionHook'].get('by_epoch', True)
     assert 'ClassCountsHook' in hooks
-    # Sections 1-3, 5: ResNet-32, pooled 64-d feature, linear CE classifier,
-    # 128-d projection, tau 0.1 (PSC on CIFAR-10: 1.0), PSC negatives only.
+    # Hybrid network, losses, recipe: ResNet-32, pooled 64-d feature,
+    # linear CE classifier, 128-d projection, tau 0.1 (PSC on CIFAR-10:
+    # 1.0), PSC negatives only.
     model = cfg.model
     assert model.type == 'HybridClassifier'
     assert (model.backbone.type, model.backbone.depth) == ('CifarResNet', 32)
@@ -361,7 +363,7 @@ def test_hybrid_configs_are_the_paper_recipe(name, dataset, num_classes, tau,
         assert head.num_classes == num_classes
         assert head.loss.get('denominator', 'negatives') == 'negatives'
         assert head.loss.get('num_negatives') is None
-    # Section 4: the standard CIFAR-LT cut, IF 100, balanced test set.
+    # Data protocol: the standard CIFAR-LT cut, IF 100, balanced test set.
     train = cfg.train_dataloader
     assert train.sampler.type == 'ClassBalancedPairSampler'
     assert train.dataset.type == 'HybridPairDataset'
@@ -471,3 +473,56 @@ def test_ce_configs_train_on_the_hybrid_data(data):
         assert ce.train_dataloader[key] == hybrid.train_dataloader[key]
     assert ce.data_preprocessor == hybrid.data_preprocessor
     assert ce.data_preprocessor.batch_transforms
+
+
+@pytest.mark.parametrize('name', ALL_CONFIGS)
+def test_auto_scale_lr_keeps_the_lr_at_the_configs_own_batch(name):
+    """--auto-scale-lr at the total batch the config is for leaves its lr as
+    it is: auto_scale_lr.base_batch_size is train_dataloader.batch_size (one
+    GPU), or the config documents on its auto_scale_lr line that the lr is
+    for another total batch (``# lr 0.1 is for 4 GPUs x 64``). The quick
+    start's lr, set for batch 64, was scaled again from the recipe's 512
+    (0.0625 -> 0.0078)."""
+    import re
+    from types import SimpleNamespace
+
+    from mmengine.logging import MMLogger
+    from mmengine.optim import OptimWrapper
+
+    path = CONFIG_DIR / name
+    train = load_tool('train.py')
+    cfg = train.merge_args(Config.fromfile(str(path)), train.parse_args(
+        [str(path), '--auto-scale-lr', '--work-dir', 'unused']))
+    batch = cfg.train_dataloader.batch_size
+    base = cfg.auto_scale_lr.base_batch_size
+    lr = cfg.optim_wrapper.optimizer.lr
+    gpus = 1
+    if base != batch:
+        # The config file (leaf first) that sets auto_scale_lr, and its note.
+        chain, line = [path], None
+        while chain and line is None:
+            current = chain.pop(0)
+            line = next((t for t in current.read_text().splitlines()
+                         if t.startswith('auto_scale_lr')), None)
+            chain += [(current.parent / b).resolve()
+                      for b in Config._get_base_files(str(current))
+                      if '::' not in b]
+        note = re.search(r'#.*\blr (\S+) is for (\d+) GPUs? x (\d+)\b',
+                         line or '')
+        assert note, (
+            f'{name}: auto_scale_lr.base_batch_size={base} but '
+            f'train_dataloader.batch_size={batch} (x 1 GPU), so '
+            f'--auto-scale-lr changes lr={lr} at the config\'s own batch; set '
+            f'base_batch_size={batch}, or document the total batch the lr '
+            'is for on the auto_scale_lr line: "# lr X is for N GPUs x B"')
+        gpus, per_gpu = int(note[2]), int(note[3])
+        assert (float(note[1]), per_gpu, gpus * per_gpu) == (lr, batch, base)
+    # What --auto-scale-lr does (mmengine's Runner.scale_lr) on `gpus` GPUs.
+    wrapper = OptimWrapper(torch.optim.SGD(
+        [torch.nn.Parameter(torch.zeros(1))], lr=lr))
+    runner = SimpleNamespace(
+        _train_dataloader=cfg.train_dataloader, world_size=gpus,
+        param_schedulers=None, logger=MMLogger.get_current_instance())
+    assert cfg.auto_scale_lr.enable
+    Runner.scale_lr(runner, wrapper, cfg.auto_scale_lr)
+    assert wrapper.optimizer.param_groups[0]['lr'] == pytest.approx(lr)

@@ -185,12 +185,24 @@ def test_data_hooks_added_to_every_training_config():
     no_training = Config(dict(test_evaluator=dict(type='Accuracy')))
     assert add_data_hooks(no_training) == []
     assert 'custom_hooks' not in no_training
-    # Testing with LongTailAccuracy needs the counts, not the check.
+    # A LongTailAccuracy without data to evaluate needs only the counts.
     testing = Config(dict(test_evaluator=dict(type='LongTailAccuracy'),
                           custom_hooks=[dict(type='EMAHook')]))
     assert add_data_hooks(testing) == ['ClassCountsHook']
     assert testing.custom_hooks == [dict(type='EMAHook'),
                                     dict(type='ClassCountsHook')]
+    # Evaluating data (tools/test.py, or validation) gets the check too:
+    # the metric's counts and the evaluation set's classes against the
+    # training data's, with any metric.
+    for loader in ('test_dataloader', 'val_dataloader'):
+        for metric, expected in (
+                ('Accuracy', ['ModelDataCheckHook']),
+                ('LongTailAccuracy',
+                 ['ClassCountsHook', 'ModelDataCheckHook'])):
+            evaluating = Config({loader: dict(batch_size=2),
+                                 'test_evaluator': dict(type=metric)})
+            assert add_data_hooks(evaluating) == expected, (loader, metric)
+            assert add_data_hooks(evaluating) == []  # once
 
 
 # --- a schedule that never weights the classifier --------------------------

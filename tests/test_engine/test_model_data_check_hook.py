@@ -1,6 +1,8 @@
 """ModelDataCheckHook: the model checked against its training data before
 training: each head's num_classes, the label range, the rows per step a
-feature head declares it needs."""
+feature head declares it needs, class priors given in the config; and every
+evaluation against the model's training data: LongTailAccuracy's counts,
+the evaluation set's classes."""
 from types import SimpleNamespace
 
 import pytest
@@ -10,7 +12,7 @@ import mmlt_hybrid  # noqa: F401
 from mmlt_hybrid.engine.hooks import ModelDataCheckHook
 from mmpretrain.registry import MODELS
 
-from test_class_counts_hook import make_cfg
+from test_class_counts_hook import EXPECTED, make_cfg
 
 NUM_CLASSES = 4
 
@@ -148,3 +150,182 @@ def test_a_prior_correcting_loss_on_a_balanced_stream_is_refused(loss):
         check(ce, balanced)
     check(ce, plain)
     check(hybrid(), balanced)  # cross-entropy: nothing to correct twice
+
+
+# --- against the training data at evaluation ------------------------------
+
+
+def _build_counter(monkeypatch):
+    """Count the LongTailedDataset builds of ClassCountsHook (the training
+    set built for the counts when only testing)."""
+    from mmlt_hybrid.engine.hooks import class_counts_hook
+    builds = []
+    build = class_counts_hook.DATASETS.build
+
+    def counting(cfg, *args, **kwargs):
+        builds.append(cfg.get('type'))
+        return build(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(class_counts_hook.DATASETS, 'build', counting)
+    return builds  # LongTailedDataset, then the CustomDataset it wraps
+
+
+@pytest.mark.parametrize('counts', [[1] * 9 + [1000], EXPECTED[:9],
+                                    EXPECTED[::-1]],
+                         ids=['1000-last', 'nine', 'reversed'])
+def test_metric_counts_other_than_the_training_sets_are_refused(
+        tiny_folder, tmp_path, counts, monkeypatch):
+    """When only testing (the training set built once, by ClassCountsHook)
+    and before training (the validation metric)."""
+    builds = _build_counter(monkeypatch)
+    cfg = make_cfg(tiny_folder, tmp_path, counts=counts)
+    cfg.custom_hooks.append(dict(type='ModelDataCheckHook'))
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError) as error:
+        runner.test()
+    message = str(error.value)
+    assert f'test_evaluator LongTailAccuracy class_counts={counts}' in \
+        message
+    assert f"training set's class counts {EXPECTED}" in message
+    assert builds.count('LongTailedDataset') == 1  # ClassCountsHook's
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match=r'val_evaluator LongTailAccuracy '
+                       rf'class_counts=\[{counts[0]}, '):
+        runner.train()
+    assert not list((tmp_path / 'work').glob('*.pth'))
+
+
+def test_metric_counts_equal_to_the_training_sets_pass(tiny_folder,
+                                                       tmp_path,
+                                                       monkeypatch):
+    builds = _build_counter(monkeypatch)
+    cfg = make_cfg(tiny_folder, tmp_path, counts=list(EXPECTED),
+                   train=True)
+    cfg.custom_hooks.append(dict(type='ModelDataCheckHook'))
+    metrics = Runner.from_cfg(cfg).test()
+    assert 'long_tail/top1' in metrics
+    assert builds.count('LongTailedDataset') == 1
+    # No training set configured: nothing to compare, said at INFO.
+    cfg = make_cfg(tiny_folder, tmp_path, train=False, counts=[1] * 10)
+    cfg.custom_hooks = [dict(type='ModelDataCheckHook')]
+    assert 'long_tail/top1' in Runner.from_cfg(cfg).test()
+
+
+def _logged(logger_level='INFO'):
+    """A context giving the records of the current MMLogger."""
+    import logging
+    from contextlib import contextmanager
+
+    from mmengine.logging import MMLogger
+
+    @contextmanager
+    def logged():
+        records = []
+        handler = logging.Handler(level=logger_level)
+        handler.emit = records.append
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(logger_level)
+        logger.addHandler(handler)
+        try:
+            yield records
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+    return logged()
+
+
+@pytest.mark.parametrize('head', [
+    dict(type='LinearClsHead', num_classes=NUM_CLASSES, in_channels=64,
+         loss=dict(type='LogitAdjustedLoss', class_counts=[1, 1, 1, 9])),
+    dict(type='LinearClsHead', num_classes=NUM_CLASSES, in_channels=64,
+         loss=dict(type='BalancedSoftmaxLoss', class_counts=[4, 3, 2])),
+    dict(type='LogitAdjustedLinearClsHead', num_classes=NUM_CLASSES,
+         in_channels=64, class_counts=[1, 1, 1, 9]),
+], ids=['logit-adjusted', 'balanced-softmax-3', 'posthoc-head'])
+def test_prior_counts_other_than_the_training_sets_are_warned_about(head):
+    """A chosen target prior may be meant: a warning naming both, no
+    error; the training set's own counts, or none given, say nothing."""
+    model = hybrid(head=head, cls_input='uniform',
+                   data_preprocessor=dict(num_views=2))
+    hook = ModelDataCheckHook()
+    given = head.get('class_counts') or head['loss']['class_counts']
+    key = 'model.head' + ('.loss' if 'loss' in head else '')
+    with _logged('WARNING') as records:
+        hook.check_prior_counts(model, [4, 3, 2, 1])
+    assert len(records) == 1
+    message = records[0].getMessage()
+    assert message.startswith(
+        f'ModelDataCheckHook: {key}.class_counts={given} '
+        f'({len(given)} classes)')
+    assert "differ from the training set's class counts [4, 3, 2, 1]" in \
+        message and 'used as given' in message
+    with _logged('WARNING') as records:
+        hook.check_prior_counts(model, given)
+        unset = dict(head)
+        unset.pop('class_counts', None)
+        if 'loss' in unset:
+            unset['loss'] = dict(type=unset['loss']['type'])
+        hook.check_prior_counts(
+            hybrid(head=unset, cls_input='uniform',
+                   data_preprocessor=dict(num_views=2)), [4, 3, 2, 1])
+    assert records == []
+
+
+def _classes_runner(classes):
+    """A test-only runner whose test set names ``classes``."""
+    dataset = SimpleNamespace(metainfo=dict(classes=classes))
+    loop = SimpleNamespace(dataloader=SimpleNamespace(dataset=dataset),
+                           evaluator=SimpleNamespace(metrics=[]))
+    return SimpleNamespace(test_loop=loop, val_loop=loop, _train_loop=None,
+                           hooks=[], cfg={})
+
+
+TRAINED = ('airplane', 'automobile', 'bird', 'cat', 'deer')
+
+
+@pytest.mark.parametrize('classes,expected', [
+    (['airplane', 'bird', 'car', 'cat', 'deer'],
+     "missing ['automobile']; extra ['car']; labels whose class differs "
+     "(renamed or reordered, label: trained -> here): 1: 'automobile' -> "
+     "'bird', 2: 'bird' -> 'car'"),
+    (list(TRAINED[:4]), "5 trained, 4 here; missing ['deer']"),
+    (list(TRAINED) + ['dog'], "5 trained, 6 here; extra ['dog']"),
+    (['automobile', 'airplane', 'bird', 'cat', 'deer'],
+     "0: 'airplane' -> 'automobile', 1: 'automobile' -> 'airplane'"),
+], ids=['renamed', 'missing', 'extra', 'reordered'])
+@pytest.mark.parametrize('split', ['test', 'val'])
+def test_evaluation_classes_other_than_the_checkpoints_are_refused(
+        classes, expected, split):
+    hook = ModelDataCheckHook()
+    runner = _classes_runner(classes)
+    hook.after_load_checkpoint(
+        runner, dict(meta=dict(dataset_meta=dict(classes=TRAINED))))
+    with pytest.raises(ValueError) as error:
+        getattr(hook, f'before_{split}')(runner)
+    message = str(error.value)
+    assert message.startswith(
+        f'ModelDataCheckHook: the {split} set ({split}_dataloader.dataset, '
+        "SimpleNamespace) has other classes than the checkpoint's training "
+        'set (meta.dataset_meta)')
+    assert expected in message
+
+
+def test_evaluation_classes_equal_or_unknown_pass():
+    hook = ModelDataCheckHook()
+    runner = _classes_runner(list(TRAINED))
+    hook.after_load_checkpoint(
+        runner, dict(meta=dict(dataset_meta=dict(classes=list(TRAINED)))))
+    hook.before_test(runner)
+    # An older or foreign checkpoint: accepted, said at INFO.
+    hook = ModelDataCheckHook()
+    runner = _classes_runner(['x', 'y'])
+    hook.after_load_checkpoint(runner, dict(meta=dict(epoch=3)))
+    with _logged('INFO') as records:
+        hook.before_test(runner)
+    assert [r.levelname for r in records] == ['INFO']
+    assert 'the checkpoint has no dataset_meta classes' in \
+        records[0].getMessage()
+    # No checkpoint loaded (a model evaluated as initialised): nothing.
+    ModelDataCheckHook().before_test(_classes_runner(['x']))

@@ -42,7 +42,12 @@ class ClassCountsHook(Hook):
             if isinstance(m, LongTailAccuracy) and m.class_counts is None
         ]
 
-    def _train_counts(self, runner) -> List[int]:
+    def train_counts(self, runner) -> Optional[List[int]]:
+        """The training set's class counts, counted once per run: from the
+        built training dataloader, else from a dataset built from
+        ``cfg.train_dataloader`` (when only testing); None when no training
+        dataset is configured. ``ModelDataCheckHook`` reads them here, so
+        the training set is built once."""
         if self._counts is not None:
             return self._counts
         train_loop = getattr(runner, '_train_loop', None)
@@ -53,13 +58,26 @@ class ClassCountsHook(Hook):
             loader_cfg = cfg.get('train_dataloader', None)
             dataset_cfg = (loader_cfg or {}).get('dataset', None)
             if dataset_cfg is None:
-                raise ValueError(
-                    'ClassCountsHook: no training dataset is configured '
-                    '(train_dataloader.dataset) to count; set class_counts='
-                    '[...] in the LongTailAccuracy config.')
+                return None
             dataset = DATASETS.build(copy.deepcopy(dataset_cfg))
         self._counts = class_counts_of(dataset)
         return self._counts
+
+    def _train_counts(self, runner) -> List[int]:
+        counts = self.train_counts(runner)
+        if counts is None:
+            raise ValueError(
+                'ClassCountsHook: no training dataset is configured '
+                '(train_dataloader.dataset) to count; set class_counts='
+                '[...] in the LongTailAccuracy config.')
+        return counts
+
+    @classmethod
+    def of(cls, runner) -> 'ClassCountsHook':
+        """The runner's ``ClassCountsHook`` (whose counts are cached), or a
+        new one when none is registered."""
+        hooks = getattr(runner, 'hooks', None) or []
+        return next((h for h in hooks if isinstance(h, cls)), None) or cls()
 
     def _fill(self, runner, evaluators) -> None:
         for evaluator in evaluators:

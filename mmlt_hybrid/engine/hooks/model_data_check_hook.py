@@ -1,12 +1,20 @@
-"""Checks the model against its training data, once, before training."""
+"""Checks the model against its training data: before training, and
+before every evaluation (the metric's class counts, the test set's
+classes)."""
+import logging
 import math
+from typing import List, Optional, Sequence
 
 from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.runner import BaseLoop
 from mmpretrain.registry import HOOKS
 from mmpretrain.utils import get_ori_model
 
 from ...datasets.utils import labels_of, num_classes_of
+from ...evaluation.metrics.long_tail_accuracy import LongTailAccuracy
+from .class_counts_hook import ClassCountsHook
 
 #: The heads whose ``num_classes`` must be the training set's.
 HEADS = ('head', 'feat_head')
@@ -14,22 +22,41 @@ HEADS = ('head', 'feat_head')
 
 @HOOKS.register_module()
 class ModelDataCheckHook(Hook):
-    """Refuse a model that does not fit its training data, before training.
+    """Refuse a model that does not fit its training data, before training,
+    and an evaluation that does not fit the model's training data.
 
     The one home of every check of the model against the training set, so
-    that no step reads values back to check them: each head's
-    ``num_classes`` against the set's number of classes, the training labels
-    against the heads' range, the rows per step that a feature head
-    declares it needs (``min_rows_per_step``), and a classifier loss that
-    corrects for the long-tailed prior (``corrects_for_prior``) trained on a
-    class-balanced stream (a double correction). ``tools/train.py`` adds it
-    to every config that trains (:func:`mmlt_hybrid.utils.add_data_hooks`).
+    that no step reads values back to check them. Before training: each
+    head's ``num_classes`` against the set's number of classes, the
+    training labels against the heads' range, the rows per step that a
+    feature head declares it needs (``min_rows_per_step``), a classifier
+    loss that corrects for the long-tailed prior (``corrects_for_prior``)
+    trained on a class-balanced stream (a double correction), class priors
+    given in the config (``class_counts`` of a loss or head) that differ
+    from the training set's (a warning: a chosen target prior may be
+    meant), and the validation checks below. Before validation and testing:
+    a ``LongTailAccuracy`` whose ``class_counts`` differ from the training
+    set's (read from ``ClassCountsHook``, so the set is built once), and an
+    evaluation set whose classes (``metainfo['classes']``) differ from
+    those the model was trained on: the training set's while training, else
+    those of the loaded checkpoint (``meta.dataset_meta``, which mmengine
+    saves; a checkpoint without them is accepted with an INFO line).
+    ``tools/train.py`` and ``tools/test.py`` add it to every config that
+    trains or evaluates (:func:`mmlt_hybrid.utils.add_data_hooks`).
 
     Raises:
-        ValueError: At ``before_train``, naming the setting to change.
+        ValueError: At ``before_train``, ``before_val`` or ``before_test``,
+            naming the setting to change.
     """
 
     priority = 'HIGH'  # before any hook uses the model with the data
+
+    def __init__(self) -> None:
+        self._counts_hook: Optional[ClassCountsHook] = None
+        #: The loaded checkpoint's training classes (None: none recorded).
+        self._checkpoint_classes: Optional[List[str]] = None
+        self._checkpoint_loaded = False
+        self._checked = set()  # ids of the evaluators / datasets checked
 
     def before_train(self, runner) -> None:
         """Run every check (see the class docstring)."""
@@ -39,6 +66,154 @@ class ModelDataCheckHook(Hook):
         self.check_labels(model, loader.dataset)
         self.check_rows_per_step(model, loader)
         self.check_prior_on_balanced_stream(model, loader)
+        if self._given_priors(model):
+            self.check_prior_counts(model, self._train_counts(runner))
+        if isinstance(getattr(runner, '_val_loop', None), BaseLoop):
+            self._check_evaluation(runner, runner._val_loop, 'val')
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Record the classes the checkpoint was trained on."""
+        meta = checkpoint.get('meta', None) or {}
+        dataset_meta = meta.get('dataset_meta', None) or {}
+        classes = dataset_meta.get('classes', None)
+        self._checkpoint_classes = None if classes is None else [
+            str(c) for c in classes]
+        self._checkpoint_loaded = True
+
+    def before_val(self, runner) -> None:
+        """Check the validation evaluator and set (once)."""
+        self._check_evaluation(runner, runner.val_loop, 'val')
+
+    def before_test(self, runner) -> None:
+        """Check the test evaluator and set (once)."""
+        self._check_evaluation(runner, runner.test_loop, 'test')
+
+    # --- the training set's counts and classes ----------------------------
+
+    def _train_counts(self, runner) -> Optional[List[int]]:
+        """The training set's class counts (ClassCountsHook's, cached), or
+        None when no training set is configured."""
+        if self._counts_hook is None:
+            self._counts_hook = ClassCountsHook.of(runner)
+        return self._counts_hook.train_counts(runner)
+
+    @staticmethod
+    def _classes_of(dataset) -> Optional[List[str]]:
+        classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+        return None if classes is None else [str(c) for c in classes]
+
+    def _check_evaluation(self, runner, loop, split: str) -> None:
+        """The checks of an evaluation loop, once per evaluator."""
+        if id(loop) in self._checked:
+            return
+        self._checked.add(id(loop))
+        self.check_metric_counts(runner, getattr(loop, 'evaluator', None),
+                                 split)
+        dataset = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
+        if dataset is not None:
+            self.check_classes(runner, dataset, split)
+
+    # --- class counts -------------------------------------------------------
+
+    def check_metric_counts(self, runner, evaluator, split: str) -> None:
+        """Refuse a ``LongTailAccuracy`` whose ``class_counts`` are not the
+        training set's: its many/medium/few groups would be made of other
+        classes than the model's training data gives."""
+        metrics = [m for m in getattr(evaluator, 'metrics', None) or []
+                   if isinstance(m, LongTailAccuracy)
+                   and m.class_counts is not None]
+        if not metrics:
+            return
+        train = self._train_counts(runner)
+        if train is None:
+            print_log(
+                f'ModelDataCheckHook: {split}_evaluator LongTailAccuracy '
+                'class_counts are used as given: no training set is '
+                'configured (train_dataloader.dataset) to compare them with.',
+                logger='current', level=logging.INFO)
+            return
+        for metric in metrics:
+            given = [int(c) for c in _as_list(metric.class_counts)]
+            if given != train:
+                raise ValueError(
+                    f'ModelDataCheckHook: {split}_evaluator LongTailAccuracy '
+                    f'class_counts={_show(given)} differ from the training '
+                    f"set's class counts {_show(train)} (train_dataloader."
+                    f'dataset){_first_difference(given, train)}; the '
+                    'many/medium/few groups would not be those of the '
+                    'training data. Remove class_counts from '
+                    f'{split}_evaluator (ClassCountsHook fills them from the '
+                    "training set) or set them to the training set's.")
+
+    @staticmethod
+    def _given_priors(model) -> list:
+        """``(config key, module, counts)`` of every class prior given in
+        the config (a part with ``class_counts`` and ``needs_class_counts``
+        False)."""
+        given = []
+        for name, module in model.named_modules():
+            counts = getattr(module, 'class_counts', None)
+            if getattr(module, 'needs_class_counts', True) or not hasattr(
+                    counts, 'numel') or not counts.numel():
+                continue
+            key = 'model.' + name.replace('loss_module', 'loss')
+            given.append((key, module, [int(c) for c in counts.tolist()]))
+        return given
+
+    def check_prior_counts(self, model,
+                           train: Optional[Sequence[int]]) -> None:
+        """Warn about class priors given in the config (``class_counts`` of
+        a loss or a head) that differ from the training set's counts; they
+        are used as given (a chosen target prior may be meant)."""
+        if train is None:
+            return
+        train = [int(c) for c in train]
+        for key, module, given in self._given_priors(model):
+            if given == train:
+                continue
+            print_log(
+                f'ModelDataCheckHook: {key}.class_counts={_show(given)} '
+                f"({type(module).__name__}) differ from the training set's "
+                f'class counts {_show(train)} (train_dataloader.dataset)'
+                f'{_first_difference(given, train)}; they are used as given '
+                "(a chosen target prior). If the training set's were meant, "
+                f'remove {key}.class_counts: ClassCountsHook fills them.',
+                logger='current', level=logging.WARNING)
+
+    # --- class identity -----------------------------------------------------
+
+    def check_classes(self, runner, dataset, split: str) -> None:
+        """Refuse an evaluation set whose classes differ from those the model
+        was trained on (a renamed, missing or extra class folder shifts the
+        labels of the classes after it)."""
+        classes = self._classes_of(dataset)
+        train_loop = getattr(runner, '_train_loop', None)
+        if isinstance(train_loop, BaseLoop):
+            reference = self._classes_of(train_loop.dataloader.dataset)
+            source = 'the training set (train_dataloader.dataset)'
+        elif self._checkpoint_loaded:
+            reference = self._checkpoint_classes
+            source = "the checkpoint's training set (meta.dataset_meta)"
+            if reference is None:
+                print_log(
+                    'ModelDataCheckHook: the checkpoint has no dataset_meta '
+                    'classes (saved by an older or another tool), so the '
+                    f"{split} set's classes are not compared with those it "
+                    'was trained on.',
+                    logger='current', level=logging.INFO)
+                return
+        else:
+            return
+        if reference is None or classes is None or classes == reference:
+            return
+        raise ValueError(
+            f'ModelDataCheckHook: the {split} set ({split}_dataloader.dataset,'
+            f' {type(dataset).__name__}) has other classes than {source}: '
+            + _class_differences(reference, classes)
+            + f'. Its labels would not be those the model predicts; give '
+            f'the {split} set the training classes, in the training order '
+            "(e.g. the same class folder names, or metainfo=dict(classes="
+            "[...]) in the dataset config).")
 
     @staticmethod
     def _head_classes(model) -> dict:
@@ -132,6 +307,54 @@ class ModelDataCheckHook(Hook):
             'double correction. Use CrossEntropyLoss on a class-balanced '
             "stream, or train the classifier on the long-tailed stream "
             "(cls_input='uniform' or 'own_view' with DefaultSampler).")
+
+
+def _as_list(counts) -> list:
+    return counts.tolist() if hasattr(counts, 'tolist') else list(counts)
+
+
+def _show(counts: Sequence[int]) -> str:
+    """Counts for a message: all of up to 20, else the first 10 and the last
+    5, with the number of classes."""
+    counts = list(counts)
+    if len(counts) <= 20:
+        return f'{counts} ({len(counts)} classes)'
+    return (f'[{", ".join(map(str, counts[:10]))}, ..., '
+            f'{", ".join(map(str, counts[-5:]))}] ({len(counts)} classes)')
+
+
+def _first_difference(given: Sequence[int], train: Sequence[int]) -> str:
+    for c, (a, b) in enumerate(zip(given, train)):
+        if a != b:
+            return f'; first difference at class {c}: {a} vs {b}'
+    return ''
+
+
+def _class_differences(reference: List[str], classes: List[str],
+                       listed: int = 10) -> str:
+    """The differences of ``classes`` from ``reference``: missing, extra,
+    and the labels whose class differs (renamed or reordered)."""
+    parts = [f'{len(reference)} trained, {len(classes)} here']
+    missing = [c for c in reference if c not in classes]
+    extra = [c for c in classes if c not in reference]
+    if missing:
+        parts.append(f'missing {missing[:listed]}'
+                     + (f' ({len(missing)} in all)' if len(missing) > listed
+                        else ''))
+    if extra:
+        parts.append(f'extra {extra[:listed]}'
+                     + (f' ({len(extra)} in all)' if len(extra) > listed
+                        else ''))
+    moved = [(label, trained, here) for label, (trained, here) in
+             enumerate(zip(reference, classes)) if trained != here]
+    if moved:
+        parts.append('labels whose class differs (renamed or reordered, '
+                     'label: trained -> here): ' + ', '.join(
+            f'{label}: {trained!r} -> {here!r}'
+            for label, trained, here in moved[:listed])
+            + (f' ({len(moved)} labels in all)' if len(moved) > listed
+               else ''))
+    return '; '.join(parts)
 
 
 __all__ = ['ModelDataCheckHook']

@@ -27,8 +27,13 @@ class LogitAdjustedLinearClsHead(ClassPriorMixin, LinearClsHead):
     ClassPriorMixin`): with ``class_counts=None`` ``ClassCountsHook`` fills
     them from the training set before training, and a model built for
     testing takes them from the checkpoint, so ``tools/test.py`` needs no
-    training set. ``posthoc_tau`` may be changed in the test config
-    (``--cfg-options model.head.posthoc_tau=...``).
+    training set. A checkpoint of a plain ``LinearClsHead`` (trained with
+    cross-entropy) has the same weights and no counts; ``tools/test.py``
+    loads it into this head (the strict check lets ``class_counts`` be
+    missing) and the counts are given at test time, one per class in label
+    order: ``--cfg-options model.head.type=LogitAdjustedLinearClsHead
+    'model.head.class_counts=[n0,n1,...]'``. ``posthoc_tau`` may be changed
+    in the test config (``--cfg-options model.head.posthoc_tau=...``).
 
     Args:
         num_classes (int): Number of classes.
@@ -63,6 +68,16 @@ class LogitAdjustedLinearClsHead(ClassPriorMixin, LinearClsHead):
     ) -> List[DataSample]:
         """Predictions from the adjusted scores; as ``LinearClsHead``'s."""
         cls_score = self(feats)
+        if self.posthoc_tau and self.class_counts.numel() == 0:
+            raise ValueError(
+                f'{type(self).__name__}: posthoc_tau={self.posthoc_tau} '
+                'needs the class counts of the training set, and the head '
+                'has none: class_counts is None in the config and the '
+                'checkpoint holds no class_counts for the head (e.g. a '
+                'LinearClsHead trained with plain cross-entropy). Give them, '
+                'one integer > 0 per class in label order, e.g. '
+                "--cfg-options 'model.head.class_counts=[n0,n1,...]', or set "
+                'posthoc_tau=0 to predict without adjustment.')
         if self.posthoc_tau:
             cls_score = cls_score - self.posthoc_tau * self.log_prior(
                 cls_score)

@@ -5,10 +5,12 @@ buffer (saved in checkpoints) and follows the class-counts protocol of
 :class:`~mmlt_hybrid.engine.hooks.ClassCountsHook`, which fills counts that
 the config leaves out from the training set.
 """
+import logging
 from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 from mmpretrain.models.losses.cross_entropy_loss import (cross_entropy,
                                                          soft_cross_entropy)
 from mmpretrain.registry import MODELS
@@ -37,7 +39,9 @@ class ClassPriorMixin:
     ``ClassCountsHook`` then calls :meth:`set_class_counts` with the
     training set's counts before training. Loading a state dict into an
     empty buffer gives it the checkpoint's shape (a model built for testing
-    takes the counts it was trained with).
+    takes the counts it was trained with); counts given in the config are
+    kept when a checkpoint is loaded (they win over the checkpoint's, said
+    at INFO when the two differ).
     """
 
     def _init_class_counts(self, class_counts: Optional[Sequence[int]]):
@@ -87,10 +91,28 @@ class ClassPriorMixin:
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         key = prefix + 'class_counts'
-        if self.class_counts.numel() == 0 and key in state_dict:
-            self.class_counts = self.class_counts.new_empty(
-                state_dict[key].shape)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        saved = state_dict.get(key, None)
+        if saved is None or self.needs_class_counts:
+            if self.class_counts.numel() == 0 and saved is not None:
+                self.class_counts = self.class_counts.new_empty(saved.shape)
+            super()._load_from_state_dict(state_dict, prefix, *args,
+                                          **kwargs)
+            return
+        # Counts given in the config win over the checkpoint's (e.g. another
+        # prior at test time): everything else is loaded.
+        state_dict[key] = self.class_counts.clone()
+        try:
+            super()._load_from_state_dict(state_dict, prefix, *args,
+                                          **kwargs)
+        finally:
+            state_dict[key] = saved
+        given, saved = self.class_counts.tolist(), saved.tolist()
+        if given != saved:
+            print_log(
+                f'{type(self).__name__} ({prefix}class_counts): the '
+                f'class_counts given in the config {given} are used, not '
+                f"the checkpoint's {saved}.",
+                logger='current', level=logging.INFO)
 
 
 @MODELS.register_module()

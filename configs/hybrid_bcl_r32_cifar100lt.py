@@ -16,5 +16,4 @@ model = dict(
         out_channels=128,
         with_bn=True,
         loss=dict(
-            type='BalancedContrastiveLoss', temperature=0.1,
-            loss_weight=1.2)))
+            type='BalancedContrastiveLoss', temperature=0.1, loss_weight=1.2)))

@@ -4,9 +4,7 @@
 # classifier's balanced images. The feature branch's views are never mixed;
 # the balanced samples carry the mixed scores, which the classifier's
 # cross-entropy takes as soft targets.
-_base_ = [
-    './hybrid_sc_r32_cifar100lt.py', './_base_/recipes/cifar_strong.py'
-]
+_base_ = ['./hybrid_sc_r32_cifar100lt.py', './_base_/recipes/cifar_strong.py']
 model = dict(
     head=dict(loss=dict(type='CrossEntropyLoss', use_soft=True)),
     train_cfg=_base_.mix_train_cfg)

@@ -5,8 +5,8 @@ Importing this package registers every component in mmpretrain's registries
 configs only need ``default_scope = 'mmpretrain'`` and
 ``custom_imports = dict(imports=['mmlt_hybrid'], allow_failed_imports=False)``.
 """
-from . import compat  # noqa: F401  (stack fixes, applied on import)
-from . import datasets, engine, evaluation, models  # noqa: F401
+# compat first: it fixes the stack before the other modules load
+from . import compat, datasets, engine, evaluation, models  # noqa: F401
 from .version import __version__
 
 __all__ = ['__version__']

@@ -27,7 +27,8 @@ the dtype classes, which only BUILD names) on real checkpoints: epoch-based
 with MultiStepLR and validation, with ``--amp`` (CpuAmpOptimWrapper),
 iteration-based with AdamW, LinearLR + CosineAnnealingLR and EMAHook, and
 Hybrid-SC / Hybrid-PSC runs of mmlt_hybrid's own components, which add no
-further globals (tests/test_utils/test_compat.py checks the list on such files). ``builtins.getattr`` itself is *not* allowed: the name is bound to
+further globals (tests/test_utils/test_compat.py checks the list on such
+files). ``builtins.getattr`` itself is *not* allowed: the name is bound to
 :func:`history_buffer_attribute`, which returns only the four statistics
 methods of ``HistoryBuffer`` and refuses anything else. Any other global in a
 checkpoint still makes torch raise ``pickle.UnpicklingError``; unrestricted

@@ -104,8 +104,8 @@ def step_seed(stream: str) -> Optional[int]:
     if seed is None:
         seed = torch.initial_seed()
     rank, _ = get_dist_info()
-    return derive_seed((seed, hub.get_info('epoch', 0), iteration, rank,
-                        zlib.crc32(stream.encode())), 63)
+    return derive_seed((seed, hub.get_info(
+        'epoch', 0), iteration, rank, zlib.crc32(stream.encode())), 63)
 
 
 def step_generator(device: torch.device,

@@ -28,8 +28,7 @@ def build_in_caller_scope(cfg: dict,
         KeyError: mmengine's, if ``type`` is missing or not registered.
     """
     obj_type = cfg.get('type') if isinstance(cfg, dict) else None
-    obj_cls = registry.get(obj_type) if isinstance(obj_type,
-                                                   str) else obj_type
+    obj_cls = registry.get(obj_type) if isinstance(obj_type, str) else obj_type
     if not callable(obj_cls) or '_scope_' in cfg:
         # mmengine's checks and errors, under the registry's own scope.
         with DefaultScope.overwrite_default_scope(registry.scope):

@@ -10,7 +10,11 @@ import numbers
 from typing import Any, List, Optional, Sequence
 
 
-def check(owner: str, key: str, value: Any, ok: bool, allowed: str,
+def check(owner: str,
+          key: str,
+          value: Any,
+          ok: bool,
+          allowed: str,
           error: type = ValueError) -> Any:
     """``value`` if ``ok``, else ``error`` saying that ``value`` is not
     allowed and must be ``allowed``: the form of every check below, and of
@@ -21,7 +25,10 @@ def check(owner: str, key: str, value: Any, ok: bool, allowed: str,
     return value
 
 
-def check_int(owner: str, key: str, value: Any, min_value: Optional[int] = 1,
+def check_int(owner: str,
+              key: str,
+              value: Any,
+              min_value: Optional[int] = 1,
               optional: bool = False) -> Optional[int]:
     """An integer (not a bool) of at least ``min_value`` (None: any).
 
@@ -38,15 +45,20 @@ def check_int(owner: str, key: str, value: Any, min_value: Optional[int] = 1,
     if value is None and optional:
         return None
     bound = '' if min_value is None else f' >= {min_value}'
-    check(owner, key, value,
-          isinstance(value, numbers.Integral) and not isinstance(value, bool)
-          and (min_value is None or value >= min_value),
-          f'{"None or " if optional else ""}an integer{bound}')
+    check(
+        owner, key, value,
+        isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        and (min_value is None or value >= min_value),
+        f'{"None or " if optional else ""}an integer{bound}')
     return int(value)
 
 
-def check_number(owner: str, key: str, value: Any, low: float = -math.inf,
-                 high: float = math.inf, low_open: bool = False,
+def check_number(owner: str,
+                 key: str,
+                 value: Any,
+                 low: float = -math.inf,
+                 high: float = math.inf,
+                 low_open: bool = False,
                  high_open: bool = False) -> float:
     """A finite real number (not a bool) in the range from ``low`` to
     ``high``, each end closed unless ``low_open`` / ``high_open``.
@@ -54,14 +66,16 @@ def check_number(owner: str, key: str, value: Any, low: float = -math.inf,
     Returns:
         float: ``value`` as a float.
     """
-    ends = [f'{">" if low_open else ">="} {low}'] * (low > -math.inf) + [
-        f'{"<" if high_open else "<="} {high}'] * (high < math.inf)
-    check(owner, key, value,
-          isinstance(value, numbers.Real) and not isinstance(value, bool)
-          and math.isfinite(value)
-          and (low < value or not low_open and low == value)
-          and (value < high or not high_open and value == high),
-          ('a finite number ' + ' and '.join(ends)).rstrip())
+    ends = [f'{">" if low_open else ">="} {low}'] * (
+        low > -math.inf) + [f'{"<" if high_open else "<="} {high}'] * (
+            high < math.inf)
+    check(
+        owner, key, value,
+        isinstance(value, numbers.Real) and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (low < value or not low_open and low == value)
+        and (value < high or not high_open and value == high),
+        ('a finite number ' + ' and '.join(ends)).rstrip())
     return float(value)
 
 
@@ -77,7 +91,10 @@ def check_choice(owner: str, key: str, value: Any, choices: Sequence) -> Any:
                  f'one of {tuple(choices)}')
 
 
-def check_counts(owner: str, key: str, value: Any, min_value: int = 0,
+def check_counts(owner: str,
+                 key: str,
+                 value: Any,
+                 min_value: int = 0,
                  hint: str = '') -> List[int]:
     """Per-class training-image counts: the one check of every
     ``class_counts`` (metric, losses, heads).
@@ -105,10 +122,12 @@ def check_counts(owner: str, key: str, value: Any, min_value: int = 0,
           f'{allowed} (a list, tuple, array or tensor)', TypeError)
     check(owner, key, value, len(value) > 0, allowed)
     return [
-        int(check(owner, f'{key}[{c}]', count,
-                  isinstance(count, numbers.Integral)
-                  and not isinstance(count, bool) and count >= min_value,
-                  f'an integer >= {min_value}{hint}'))
+        int(
+            check(
+                owner, f'{key}[{c}]', count,
+                isinstance(count, numbers.Integral)
+                and not isinstance(count, bool) and count >= min_value,
+                f'an integer >= {min_value}{hint}'))
         for c, count in enumerate(value)
     ]
 

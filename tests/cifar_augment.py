@@ -31,16 +31,17 @@ def cifar_outcomes(image: torch.Tensor) -> torch.Tensor:
     (top, left) of the image zero-padded by 4, flipped or not, grey or not
     (as mmcv's RandomGrayscale computes it)."""
     padded = F.pad(image, (PAD, PAD, PAD, PAD))
-    crops = padded.unfold(1, CROP, 1).unfold(2, CROP, 1).permute(
-        1, 2, 0, 3, 4)  # (top, left, C, H, W)
+    crops = padded.unfold(1, CROP,
+                          1).unfold(2, CROP,
+                                    1).permute(1, 2, 0, 3,
+                                               4)  # (top, left, C, H, W)
     assert crops.shape[:2] == (POSITIONS, POSITIONS)
     weights = np.array(GRAY_WEIGHTS_RGB) / sum(GRAY_WEIGHTS_RGB)
     outcomes = []
     for view in (crops, crops.flip(-1)):
         hwc = view.permute(0, 1, 3, 4, 2).numpy()
         grey = torch.from_numpy((weights * hwc).sum(axis=-1).astype('uint8'))
-        outcomes.append(
-            torch.stack([view, grey[:, :, None].expand_as(view)]))
+        outcomes.append(torch.stack([view, grey[:, :, None].expand_as(view)]))
     return torch.stack(outcomes)
 
 

@@ -1,8 +1,9 @@
 """Shared fixtures: tiny generated image folders shaped like CIFAR copies.
 
-The images are 32x32 RGB PNGs laid out as ``<root>/{train,test}/<class>/NNNNN.png``
-(the layout of the real CIFAR-10 copy). Each class has its own mean colour
-plus noise, so a model can learn something from a handful of steps.
+The images are 32x32 RGB PNGs laid out as
+``<root>/{train,test}/<class>/NNNNN.png`` (the layout of the real CIFAR-10
+copy). Each class has its own mean colour plus noise, so a model can learn
+something from a handful of steps.
 
 Tests on real data find it through :func:`real_data_root`.
 """
@@ -41,7 +42,8 @@ def make_image_folder(root: Path,
     Args:
         root: Folder to create.
         train_counts: Number of training images per class; its length is the
-            number of classes. Classes are named ``class_000``, ``class_001``...
+            number of classes. Classes are named ``class_000``,
+            ``class_001``...
         test_per_class: Number of test images per class.
         size: Image side in pixels.
         seed: Seed of the generator.
@@ -88,7 +90,10 @@ def _toy_label_dataset_factory():
     class ToyLabelDataset(BaseDataset):
         """In-memory labelled dataset; image k is filled with k % 256."""
 
-        def __init__(self, labels, num_classes=None, image_size=None,
+        def __init__(self,
+                     labels,
+                     num_classes=None,
+                     image_size=None,
                      **kwargs):
             self._labels = [int(x) for x in labels]
             self._image_size = image_size
@@ -97,8 +102,7 @@ def _toy_label_dataset_factory():
             kwargs.setdefault('pipeline', [])
             super().__init__(
                 ann_file='',
-                metainfo=dict(
-                    classes=[f'c{i}' for i in range(num_classes)]),
+                metainfo=dict(classes=[f'c{i}' for i in range(num_classes)]),
                 **kwargs)
 
         def load_data_list(self):
@@ -107,7 +111,8 @@ def _toy_label_dataset_factory():
                 info = dict(gt_label=label, toy_index=k)
                 if self._image_size:
                     info['img'] = np.full(
-                        (self._image_size, self._image_size, 3), k % 256,
+                        (self._image_size, self._image_size, 3),
+                        k % 256,
                         dtype=np.uint8)
                 data_list.append(info)
             return data_list
@@ -131,8 +136,7 @@ class NoReadBack:
     """Make every conversion of a tensor to a Python value raise, to show
     that code runs without reading values back from the device."""
 
-    NAMES = ('__bool__', '__int__', '__float__', '__index__', 'item',
-             'tolist')
+    NAMES = ('__bool__', '__int__', '__float__', '__index__', 'item', 'tolist')
 
     def __enter__(self):
         import torch
@@ -157,7 +161,9 @@ def _gloo_rank(rank: int, fn: Callable, world_size: int, folder: str,
     import torch.distributed as dist
     torch.set_num_threads(1)
     dist.init_process_group(
-        'gloo', init_method=f'file://{folder}/rendezvous', rank=rank,
+        'gloo',
+        init_method=f'file://{folder}/rendezvous',
+        rank=rank,
         world_size=world_size)
     try:
         result = fn(rank, *args)
@@ -168,7 +174,10 @@ def _gloo_rank(rank: int, fn: Callable, world_size: int, folder: str,
         pickle.dump(result, f)
 
 
-def run_gloo(fn: Callable, world_size: int, tmp_path: Path, *args,
+def run_gloo(fn: Callable,
+             world_size: int,
+             tmp_path: Path,
+             *args,
              timeout: float = 120) -> List:
     """Run ``fn(rank, *args)`` in ``world_size`` spawned processes joined in
     one gloo process group (one thread each; rendezvous and results through
@@ -183,8 +192,10 @@ def run_gloo(fn: Callable, world_size: int, tmp_path: Path, *args,
     folder = tmp_path / 'gloo'
     folder.mkdir()
     context = mp.spawn(
-        _gloo_rank, args=(fn, world_size, str(folder), args),
-        nprocs=world_size, join=False)
+        _gloo_rank,
+        args=(fn, world_size, str(folder), args),
+        nprocs=world_size,
+        join=False)
     deadline = time.monotonic() + timeout
     try:
         while not context.join(timeout=5):

@@ -12,8 +12,10 @@ SOURCES = ['mmlt_hybrid', 'tools', 'tests', 'configs']
 
 
 def _run(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, '-m', *args], cwd=REPO,
-                          capture_output=True, text=True)
+    return subprocess.run([sys.executable, '-m', *args],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True)
 
 
 def test_ruff_finds_nothing():
@@ -24,8 +26,8 @@ def test_ruff_finds_nothing():
 def test_yapf_would_change_nothing():
     result = _run('yapf', '--diff', '--recursive', *SOURCES)
     assert result.returncode == 0 and not result.stdout, (
-        'run `yapf -i -r mmlt_hybrid tools tests configs`:\n'
-        + result.stdout[:3000] + result.stderr)
+        'run `yapf -i -r mmlt_hybrid tools tests configs`:\n' +
+        result.stdout[:3000] + result.stderr)
 
 
 def test_no_duplicated_code():

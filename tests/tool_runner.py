@@ -77,7 +77,8 @@ def tiny_cfg_options(folder: Path, **extra) -> List[str]:
     return [f'{key}={value}' for key, value in options.items()]
 
 
-def run(args: Sequence, env: Optional[Dict[str, str]] = None,
+def run(args: Sequence,
+        env: Optional[Dict[str, str]] = None,
         timeout: int = 300,
         check: bool = True) -> subprocess.CompletedProcess:
     """Run a command from the repository root and return its result.

@@ -17,11 +17,18 @@ import mmengine
 from mmengine.config import Config
 
 import mmlt_hybrid  # noqa: F401  (registers components and safe globals)
-from mmlt_hybrid.utils import (StrictLoadHook, add_data_hooks,
-                               add_common_args, build_runner, check_checkpoint,
-                               parse_common, require_file,
-                               set_launcher_and_work_dir, shutdown_dist,
-                               tool_parser)
+from mmlt_hybrid.utils import (
+    StrictLoadHook,
+    add_common_args,
+    add_data_hooks,
+    build_runner,
+    check_checkpoint,
+    parse_common,
+    require_file,
+    set_launcher_and_work_dir,
+    shutdown_dist,
+    tool_parser,
+)
 
 _PRED_SUFFIXES = ('.pkl', '.pickle')
 

@@ -20,13 +20,21 @@ import torch
 from mmengine.config import Config
 
 import mmlt_hybrid  # noqa: F401  (registers components and safe globals)
-from mmlt_hybrid.utils import (add_data_hooks, add_common_args,
-                               build_runner, check_checkpoint, enable_amp,
-                               find_resume_checkpoint, make_checkpoints_atomic,
-                               parse_common, require_file,
-                               set_launcher_and_work_dir, shutdown_dist,
-                               tool_parser)
 from mmlt_hybrid.engine.hooks import GlobalRngStateHook
+from mmlt_hybrid.utils import (
+    add_common_args,
+    add_data_hooks,
+    build_runner,
+    check_checkpoint,
+    enable_amp,
+    find_resume_checkpoint,
+    make_checkpoints_atomic,
+    parse_common,
+    require_file,
+    set_launcher_and_work_dir,
+    shutdown_dist,
+    tool_parser,
+)
 from mmlt_hybrid.utils.checkpoints import ResumeCheckHook
 
 
@@ -84,8 +92,8 @@ def _checkpoint_dir(cfg: Config) -> Optional[str]:
     """Where the run writes its checkpoints, when not the work dir: the
     checkpoint hook's ``out_dir`` joined with the work dir's name (as
     mmengine's CheckpointHook does)."""
-    out_dir = ((cfg.get('default_hooks') or {}).get('checkpoint') or
-               {}).get('out_dir')
+    out_dir = ((cfg.get('default_hooks') or {}).get('checkpoint')
+               or {}).get('out_dir')
     if not out_dir or osp.abspath(out_dir) == osp.abspath(cfg.work_dir):
         return None
     return osp.join(out_dir, osp.basename(osp.normpath(cfg.work_dir)))
@@ -98,14 +106,16 @@ def _checkpoint_seed(path: str) -> Optional[int]:
         return None
     try:
         checkpoint = torch.load(
-            path, map_location='cpu', weights_only=True,
+            path,
+            map_location='cpu',
+            weights_only=True,
             mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError:
         return None  # refused when the runner loads it, as any other way in
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     seed = meta.get('seed') if isinstance(meta, dict) else None
-    return seed if isinstance(seed, int) and not isinstance(seed,
-                                                            bool) else None
+    return seed if isinstance(seed,
+                              int) and not isinstance(seed, bool) else None
 
 
 def keep_checkpoint_seed(cfg: Config) -> Optional[Tuple[str, bool]]:
@@ -195,8 +205,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     cfg = merge_args(cfg, args)
     notes = []
     if cfg.get('resume') and not cfg.get('load_from'):
-        cfg.load_from, note = find_resume_checkpoint(
-            cfg.work_dir, _checkpoint_dir(cfg))
+        cfg.load_from, note = find_resume_checkpoint(cfg.work_dir,
+                                                     _checkpoint_dir(cfg))
         cfg.resume = cfg.load_from is not None
         notes.append((note, note.warning))
     if cfg.get('load_from') and cfg.load_from != args.resume:

@@ -15,9 +15,9 @@ import torch
 from mmengine.dataset import BaseDataset, Compose
 from mmengine.dataset.base_dataset import force_full_init
 from mmengine.registry import DefaultScope
-
 from mmpretrain.registry import DATASETS, TRANSFORMS
 from mmpretrain.structures import DataSample
+
 from ..randomness import seeded_global_rng
 from ..validation import check_bool
 from .utils import class_counts_of, labels_of
@@ -38,8 +38,7 @@ def _build_pipeline(pipeline: Sequence[Union[dict, Callable]],
     scope = None if DefaultScope.get_current_instance() else 'mmpretrain'
     with DefaultScope.overwrite_default_scope(scope):
         return Compose([
-            TRANSFORMS.build(t) if isinstance(t, dict) else t
-            for t in pipeline
+            TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline
         ])
 
 
@@ -121,8 +120,8 @@ class HybridPairDataset(DatasetWrapper):
         self.balanced_pipeline = (
             self.pipeline if balanced_pipeline is None else _build_pipeline(
                 balanced_pipeline, 'balanced_pipeline'))
-        self.hold_in_memory = check_bool('HybridPairDataset',
-                                         'hold_in_memory', hold_in_memory)
+        self.hold_in_memory = check_bool('HybridPairDataset', 'hold_in_memory',
+                                         hold_in_memory)
         if hold_in_memory and not self._balanced_is_default:
             raise ValueError(
                 'HybridPairDataset: with hold_in_memory=True both samples '
@@ -148,9 +147,9 @@ class HybridPairDataset(DatasetWrapper):
                     'HybridPairDataset(hold_in_memory=True): pipeline (a '
                     'loading-only one ending with PackInputs) must give '
                     'every sample as one uint8 image of one size, got '
-                    f'{_describe(image)} for index {idx}'
-                    + (f' ({path})' if path else '')
-                    + (f' after {_describe(images[0])}' if images else ''))
+                    f'{_describe(image)} for index {idx}' +
+                    (f' ({path})' if path else '') +
+                    (f' after {_describe(images[0])}' if images else ''))
             images.append(image)
         self._images = torch.stack(images)
         self._labels = torch.from_numpy(labels_of(self.dataset))
@@ -222,8 +221,8 @@ class HybridPairDataset(DatasetWrapper):
         """A packed sample (``int`` index) or pair (pair or triple)."""
         if isinstance(idx, numbers.Integral):
             return self._uniform(int(idx))
-        if not (isinstance(idx, (tuple, list)) and len(idx) in (2, 3) and
-                all(isinstance(k, numbers.Integral) for k in idx)):
+        if not (isinstance(idx, (tuple, list)) and len(idx) in (2, 3)
+                and all(isinstance(k, numbers.Integral) for k in idx)):
             raise TypeError('HybridPairDataset takes an int index, a pair '
                             '(i, j) or a triple (i, j, seed) of ints, got '
                             f'{idx!r}')

@@ -5,7 +5,6 @@ import re
 
 from mmengine.fileio import get_file_backend, get_text
 from mmengine.logging import print_log
-
 from mmpretrain.datasets import CustomDataset
 from mmpretrain.datasets.custom import find_folders, get_samples
 from mmpretrain.registry import DATASETS

@@ -123,13 +123,13 @@ def check_dense_labels(entries: List[ListEntry], source: str) -> None:
     named = ', '.join(f'line {e.lineno} (label {e.label})'
                       for e in beyond[:MAX_NAMED])
     more = len(beyond) - MAX_NAMED
-    shown = ', '.join(map(str, empty[:MAX_NAMED])) + (
-        ', ...' if len(empty) > MAX_NAMED else '')
+    shown = ', '.join(map(
+        str, empty[:MAX_NAMED])) + (', ...' if len(empty) > MAX_NAMED else '')
     raise ValueError(
         f'{source}: {len(empty)} label(s) below the largest, '
         f'{max(e.label for e in entries)}, have no line ({shown}), so the '
         f'classes are not 0 to C - 1 with images of each. The labels above '
-        f'{empty[0]} are on {named}'
-        + (f' and {more} more line(s)' if more > 0 else '') +
+        f'{empty[0]} are on {named}' +
+        (f' and {more} more line(s)' if more > 0 else '') +
         f'. If the set has {empty[0]} classes, these labels are beyond them: '
         'fix them; otherwise relabel the classes 0 to C - 1.')

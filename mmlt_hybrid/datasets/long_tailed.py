@@ -14,8 +14,8 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 from mmengine.dataset.base_dataset import force_full_init
 from mmengine.logging import print_log
-
 from mmpretrain.registry import DATASETS
+
 from ..validation import check_choice, check_int, check_number
 from .utils import labels_of
 from .wrapper import DatasetWrapper
@@ -48,8 +48,8 @@ def long_tailed_counts(n_max: int,
     owner = 'long_tailed_counts'
     n_max = check_int(owner, 'n_max', n_max)
     num_classes = check_int(owner, 'num_classes', num_classes)
-    ratio = 1.0 / check_number(owner, 'imbalance_factor', imbalance_factor,
-                               low=1)
+    ratio = 1.0 / check_number(
+        owner, 'imbalance_factor', imbalance_factor, low=1)
     check_choice(owner, 'profile', profile, PROFILES)
     if profile == 'exp':
         if num_classes == 1:
@@ -113,8 +113,8 @@ class LongTailedDataset(DatasetWrapper):
                  seed: int = 0,
                  lazy_init: bool = False) -> None:
         owner = 'LongTailedDataset'
-        self.imbalance_factor = check_number(owner, 'imbalance_factor',
-                                             imbalance_factor, low=1)
+        self.imbalance_factor = check_number(
+            owner, 'imbalance_factor', imbalance_factor, low=1)
         self.profile = check_choice(owner, 'profile', profile, PROFILES)
         # A seed of numpy's legacy RNG: an integer in [0, 2**32).
         self.seed = check_int(owner, 'seed', seed, min_value=0)
@@ -127,8 +127,7 @@ class LongTailedDataset(DatasetWrapper):
             return f'class {label} ({classes[label]!r})'
         return f'class {label}'
 
-    def _refusal(self, label: int, size: int, target: int,
-                 n_max: int) -> str:
+    def _refusal(self, label: int, size: int, target: int, n_max: int) -> str:
         """Why class ``label`` (``size`` images) cannot keep ``target``."""
         name = self._class_name(label)
         if size == 0:
@@ -148,8 +147,8 @@ class LongTailedDataset(DatasetWrapper):
         if len(labels) == 0:
             raise ValueError('LongTailedDataset: the wrapped dataset has no '
                              'images')
-        num_classes = len(self._metainfo.get('classes') or ()) or int(
-            labels.max()) + 1
+        num_classes = len(self._metainfo.get('classes') or
+                          ()) or int(labels.max()) + 1
         if labels.min() < 0 or labels.max() >= num_classes:
             raise ValueError(
                 f'LongTailedDataset: labels must lie in [0, {num_classes}) '

@@ -5,8 +5,8 @@ from typing import Iterator, Optional, Sized, Tuple
 import numpy as np
 import torch
 from mmengine.dataset import DefaultSampler
-
 from mmpretrain.registry import DATA_SAMPLERS
+
 from ..randomness import derive_seed
 from ..validation import check_int
 from .utils import labels_of

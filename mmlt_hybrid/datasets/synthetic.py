@@ -4,6 +4,7 @@ from typing import List, Optional
 import numpy as np
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
+
 from ..validation import check_choice, check_int
 
 
@@ -85,8 +86,9 @@ class SyntheticImageDataset(BaseDataset):
                 grating = 50 * np.sin(wave + phase)[..., None]
                 colour = colours[label] + image_rng.normal(0, 20, size=3)
                 noise = image_rng.normal(
-                    0, self.noise_std, size=(self.image_size,
-                                             self.image_size, 3))
+                    0,
+                    self.noise_std,
+                    size=(self.image_size, self.image_size, 3))
                 img = np.clip(colour + grating + noise, 0, 255)
                 data_list.append(
                     dict(img=img.astype(np.uint8), gt_label=label))

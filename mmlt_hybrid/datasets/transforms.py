@@ -3,7 +3,6 @@ import os.path as osp
 from typing import Optional
 
 from mmcv.transforms import LoadImageFromFile
-
 from mmpretrain.registry import TRANSFORMS
 
 

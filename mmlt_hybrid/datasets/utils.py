@@ -41,8 +41,7 @@ def labels_of(dataset) -> np.ndarray:
 
 def _named_classes(dataset) -> int:
     """How many classes ``metainfo['classes']`` names (0 if none)."""
-    return len((getattr(dataset, 'metainfo', None) or {}).get('classes')
-               or ())
+    return len((getattr(dataset, 'metainfo', None) or {}).get('classes') or ())
 
 
 def class_counts_of(dataset) -> List[int]:

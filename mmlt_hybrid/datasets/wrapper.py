@@ -8,7 +8,6 @@ from typing import Union
 from mmengine.dataset import BaseDataset
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
-
 from mmpretrain.registry import DATASETS
 
 
@@ -37,8 +36,9 @@ def build_wrapped(cfg: dict, owner: str):
     """
     cls = cfg.get('type')
     cls = DATASETS.get(cls) if isinstance(cls, str) else cls
-    if not all(hasattr(cls, key)
-               for key in ('url', 'base_folder', 'train_list', 'test_list')):
+    if not all(
+            hasattr(cls, key)
+            for key in ('url', 'base_folder', 'train_list', 'test_list')):
         return DATASETS.build(cfg)
     root = osp.abspath(osp.expanduser(str(cfg.get('data_root') or '')))
     folder = osp.join(root, cls.base_folder)
@@ -66,8 +66,8 @@ def build_wrapped(cfg: dict, owner: str):
             'dataset.dataset.data_root in the shipped configs) to the folder '
             f'that holds {cls.base_folder}, or read an image-folder copy '
             'with the *_folder data configs (e.g. '
-            'configs/_base_/datasets/cifar10lt_folder.py).'
-            + (f' Removed {new!r}, made by this run.' if removed else '')
+            'configs/_base_/datasets/cifar10lt_folder.py).' +
+            (f' Removed {new!r}, made by this run.' if removed else '')
         ) from exc
 
 

@@ -162,8 +162,8 @@ def _in_folder(folder: str) -> str:
                 f'{folder!r}.')
     found = sorted(
         name for name in os.listdir(folder)
-        if name.endswith(('.pth', '.pt', '.ckpt'))
-        and osp.isfile(osp.join(folder, name)))
+        if name.endswith(('.pth', '.pt',
+                          '.ckpt')) and osp.isfile(osp.join(folder, name)))
     if found:
         shown = ', '.join(found[:5]) + (', ...' if len(found) > 5 else '')
         return f'. It holds {shown}: pass one of these files.'
@@ -264,8 +264,8 @@ def check_checkpoint(path: str, what: str) -> None:
                     names = archive.namelist()
                 if not any(name == 'data.pkl' or name.endswith('/data.pkl')
                            for name in names):
-                    shown = ', '.join(names[:3]) + (
-                        ', ...' if len(names) > 3 else '')
+                    shown = ', '.join(
+                        names[:3]) + (', ...' if len(names) > 3 else '')
                     raise ValueError(
                         f'{what} {path!r} is not a torch checkpoint: it is a '
                         f'zip archive of {len(names)} entries ({shown}) '
@@ -361,7 +361,8 @@ def find_resume_checkpoint(
             f'Resume: resuming from {own}, the work dir\'s own file: '
             f'{record} names {named!r}, outside {folder} (the work dir was '
             'copied or moved). To continue from that file instead, pass '
-            f'it: --resume {named}.', warning=True)
+            f'it: --resume {named}.',
+            warning=True)
     if outside and osp.isfile(named):
         raise FileNotFoundError(
             f'{record} names {named!r} as the latest checkpoint, a file in '
@@ -418,22 +419,22 @@ def checkpoint_misfit(model, checkpoint: dict) -> List[str]:
         if hasattr(module, 'needs_class_counts')
     }
     missing = [
-        key for key in expected
-        if key not in given and not key.endswith('num_batches_tracked')
-        and key not in counted
+        key for key in expected if key not in given
+        and not key.endswith('num_batches_tracked') and key not in counted
     ]
     unexpected = [key for key in given if key not in expected]
     resized = [
         f'{key}: {tuple(given[key].shape)} in the checkpoint, '
         f'{tuple(value.shape)} in the model'
-        for key, value in expected.items() if key in given
-        and tuple(getattr(given[key], 'shape', ())) != tuple(value.shape)
+        for key, value in expected.items()
+        if key in given and tuple(getattr(given[key], 'shape',
+                                          ())) != tuple(value.shape)
         and value.numel() > 0  # an empty buffer takes the given shape
     ]
     problems = []
     for title, keys in (('missing in the checkpoint', missing),
-                        ('unexpected in the checkpoint', unexpected),
-                        ('shapes differ', resized)):
+                        ('unexpected in the checkpoint',
+                         unexpected), ('shapes differ', resized)):
         if not keys:
             continue
         more = len(keys) - _LISTED
@@ -470,8 +471,8 @@ class StrictLoadHook(Hook):
         if problems:
             raise ValueError(
                 f'checkpoint {self.source!r} does not fit the model built '
-                'from the config; these weights would stay as initialised:\n'
-                + '\n'.join(problems) + f'\n{self.advice}')
+                'from the config; these weights would stay as initialised:\n' +
+                '\n'.join(problems) + f'\n{self.advice}')
 
 
 class ResumeCheckHook(StrictLoadHook):

@@ -14,9 +14,7 @@ _AMP_WRAPPERS = ('OptimWrapper', 'AmpOptimWrapper', 'CpuAmpOptimWrapper')
 _GPU_AMP_ONLY_KEYS = ('loss_scale', 'dtype', 'use_fsdp')
 
 
-def require_file(path: str,
-                 what: str,
-                 expected: Optional[str] = None) -> None:
+def require_file(path: str, what: str, expected: Optional[str] = None) -> None:
     """Raise a clear error when a local input file is missing or no file.
 
     Args:
@@ -44,8 +42,8 @@ def require_file(path: str,
     if osp.exists(path):
         raise ValueError(
             f'{what} {path!r} is not a regular file (a device, a pipe or a '
-            f'socket); expected {expected}'
-            + ('' if expected.endswith('.') else '.'))
+            f'socket); expected {expected}' +
+            ('' if expected.endswith('.') else '.'))
     raise FileNotFoundError(f'{what} file not found: {path!r} '
                             f'(absolute: {osp.abspath(path)!r})')
 
@@ -144,8 +142,8 @@ def make_optim_wrapper_cpu_compatible(cfg: Config) -> None:
     if name == 'AmpOptimWrapper' or dropped:
         print_log(
             'No CUDA device: mixed precision runs as CPU bfloat16 autocast '
-            f'(CpuAmpOptimWrapper) instead of {name}'
-            + (f'; ignoring {dropped}' if dropped else '') + '.',
+            f'(CpuAmpOptimWrapper) instead of {name}' +
+            (f'; ignoring {dropped}' if dropped else '') + '.',
             logger='current',
             level=logging.WARNING)
 
@@ -174,7 +172,8 @@ def _hook_names(cfg: Config) -> List[str]:
     for hook in cfg.get('custom_hooks') or []:
         hook_type = hook.get('type') if isinstance(hook, dict) else hook
         name = hook_type if isinstance(hook_type, str) else getattr(
-            hook_type, '__name__', type(hook_type).__name__)
+            hook_type, '__name__',
+            type(hook_type).__name__)
         names.append(name.split('.')[-1])
     return names
 
@@ -202,12 +201,12 @@ def add_data_hooks(cfg: Config) -> List[str]:
     metric_types = set(_types_in(cfg.get('val_evaluator'))) | set(
         _types_in(cfg.get('test_evaluator')))
     trains = bool(cfg.get('train_dataloader'))
-    wanted = ['ClassCountsHook'] * (trains or 'LongTailAccuracy' in
-                                    metric_types)
+    wanted = ['ClassCountsHook'] * (
+        trains or 'LongTailAccuracy' in metric_types)
     evaluates = bool(cfg.get('val_dataloader') or cfg.get('test_dataloader'))
     wanted += ['ModelDataCheckHook'] * (trains or evaluates)
     added = [name for name in wanted if name not in _hook_names(cfg)]
     if added:
-        cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
-            dict(type=name) for name in added]
+        cfg.custom_hooks = list(cfg.get('custom_hooks')
+                                or []) + [dict(type=name) for name in added]
     return added

@@ -35,8 +35,8 @@ def read_cpuinfo(path: str = '/proc/cpuinfo') -> Dict[str, object]:
                     break
     except OSError:
         pass
-    return dict(model=model or platform.processor() or platform.machine(),
-                flags=flags)
+    return dict(
+        model=model or platform.processor() or platform.machine(), flags=flags)
 
 
 def speed_flags(flags: List[str]) -> List[str]:
@@ -54,5 +54,7 @@ def has_native_bf16(flags: List[str]) -> bool:
     return any(flag in flags for flag in NATIVE_BF16_FLAGS)
 
 
-__all__ = ['SPEED_FLAGS', 'NATIVE_BF16_FLAGS', 'read_cpuinfo', 'speed_flags',
-           'has_native_bf16']
+__all__ = [
+    'SPEED_FLAGS', 'NATIVE_BF16_FLAGS', 'read_cpuinfo', 'speed_flags',
+    'has_native_bf16'
+]

@@ -8,11 +8,12 @@ from mmengine.device import get_device
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from .cpu_dist import init_dist_without_cuda, use_cpu_model_wrapper
 from .config_overrides import make_optim_wrapper_cpu_compatible
+from .cpu_dist import init_dist_without_cuda, use_cpu_model_wrapper
 
 
-def tool_parser(description: str, work_dir_use: str) -> argparse.ArgumentParser:
+def tool_parser(description: str,
+                work_dir_use: str) -> argparse.ArgumentParser:
     """A tool's parser with its first argument ``config`` and ``--work-dir``.
 
     Args:

@@ -15,6 +15,5 @@ test_dataloader = val_dataloader
 param_scheduler = dict(milestones=[2, 3])
 train_cfg = dict(max_epochs=3, val_interval=3)
 default_hooks = dict(
-    logger=dict(interval=1),
-    checkpoint=dict(interval=1, max_keep_ckpts=-1))
+    logger=dict(interval=1), checkpoint=dict(interval=1, max_keep_ckpts=-1))
 log_processor = dict(window_size=1)

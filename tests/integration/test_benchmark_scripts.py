@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
-from PIL import Image
-
 from cifar_augment import denormalise, identify_cifar_draws
 from conftest import make_image_folder
+from PIL import Image
 from tool_runner import TOOLS, load_tool, python_tool, run
 
 REPRODUCE = 'benchmarks/reproduce_cifar10lt.py'
@@ -25,9 +24,16 @@ ROWS = ('CE', 'Hybrid-SC', 'Hybrid-PSC')  # the paper's rows
 #: class-balanced image for the paper's hybrids; two views for the hybrids
 #: whose classifier reads the uniform views.
 METHOD_IMAGES = {
-    'CE': 1, 'LA-CE': 1, 'CE-CBS': 1, 'Hybrid-SC': 3, 'Hybrid-PSC': 3,
-    'Hybrid-SC-LA': 2, 'Hybrid-PSC-LA': 2, 'Hybrid-SC-LA-const': 2,
-    'Hybrid-SC-LA-view': 3, 'Hybrid-BCL': 3
+    'CE': 1,
+    'LA-CE': 1,
+    'CE-CBS': 1,
+    'Hybrid-SC': 3,
+    'Hybrid-PSC': 3,
+    'Hybrid-SC-LA': 2,
+    'Hybrid-PSC-LA': 2,
+    'Hybrid-SC-LA-const': 2,
+    'Hybrid-SC-LA-view': 3,
+    'Hybrid-BCL': 3
 }
 #: Training images per class of the generated long-tailed folders.
 LT_COUNTS = [20, 12, 8, 6, 4, 3, 3, 2, 2, 2]
@@ -49,8 +55,9 @@ def webp_folder(tmp_path_factory) -> Path:
 
 def read_table(path: Path) -> List[Dict[str, str]]:
     """The rows of the (only) markdown table of a file, keyed by column."""
-    lines = [line for line in path.read_text().splitlines()
-             if line.startswith('|')]
+    lines = [
+        line for line in path.read_text().splitlines() if line.startswith('|')
+    ]
     header = [cell.strip() for cell in lines[0].strip('|').split('|')]
     assert set(lines[1]) <= set('|-')
     return [
@@ -71,8 +78,10 @@ def test_reproduce_rows_accumulate_across_invocations(webp_folder, tmp_path):
     work_dir = tmp_path / 'reproduce'
     n = sum(LT_COUNTS)  # the WebP copy is read as it is (profile 'none')
     iters = math.ceil(n / BATCH)
-    common = ['--data-root', webp_folder, '--epochs', 1, '--batch-size',
-              BATCH, '--work-dir', work_dir]
+    common = [
+        '--data-root', webp_folder, '--epochs', 1, '--batch-size', BATCH,
+        '--work-dir', work_dir
+    ]
 
     result = run(python_tool(REPRODUCE, 'CE', *common))
     assert 'device: CPU' in result.stdout
@@ -102,15 +111,17 @@ def test_reproduce_rows_accumulate_across_invocations(webp_folder, tmp_path):
 
 
 def test_reproduce_resumes_an_interrupted_run(webp_folder, tmp_path,
-                                             monkeypatch):
+                                              monkeypatch):
     """A row stopped after epoch 1 of 2 and continued with --resume ends
     where the uninterrupted row ends; the row says it was resumed once and
     records both segments (epochs, CPU, commit, test accuracy every epoch
     with --val-interval 1). Without --resume the row is refused, and so is a
     resume with another memory format."""
     from mmengine.hooks import Hook
-    common = ['--data-root', webp_folder, '--epochs', 2, '--batch-size',
-              BATCH, '--val-interval', 1]
+    common = [
+        '--data-root', webp_folder, '--epochs', 2, '--batch-size', BATCH,
+        '--val-interval', 1
+    ]
     straight = tmp_path / 'straight'
     run(python_tool(REPRODUCE, 'Hybrid-SC', *common, '--work-dir', straight))
 
@@ -130,8 +141,9 @@ def test_reproduce_resumes_an_interrupted_run(webp_folder, tmp_path,
         return train_and_test(cfg, lambda meter: hooks(meter) + [Stop()])
 
     monkeypatch.setattr(module, 'train_and_test', interrupted)
-    monkeypatch.setattr('sys.argv', [REPRODUCE, 'Hybrid-SC'] + [
-        str(a) for a in common] + ['--work-dir', str(resumed)])
+    monkeypatch.setattr('sys.argv',
+                        [REPRODUCE, 'Hybrid-SC'] + [str(a) for a in common] +
+                        ['--work-dir', str(resumed)])
     with pytest.raises(KeyboardInterrupt):
         module.main()
     row_dir = resumed / 'Hybrid-SC'
@@ -140,20 +152,24 @@ def test_reproduce_resumes_an_interrupted_run(webp_folder, tmp_path,
             for s in segments['segments']] == [(0, 1)]
     assert not (resumed / 'results.json').exists()
 
-    again = run(python_tool(REPRODUCE, 'Hybrid-SC', *common, '--work-dir',
-                            resumed), check=False)
+    again = run(
+        python_tool(REPRODUCE, 'Hybrid-SC', *common, '--work-dir', resumed),
+        check=False)
     assert again.returncode != 0
     assert 'pass --resume to continue it' in again.stderr
-    run(python_tool(REPRODUCE, 'Hybrid-SC', *common, '--work-dir', resumed,
+    run(
+        python_tool(REPRODUCE, 'Hybrid-SC', *common, '--work-dir', resumed,
                     '--resume'))
-    rows = {name: json.loads((d / 'results.json').read_text())['rows'][0]
-            for name, d in (('straight', straight), ('resumed', resumed))}
+    rows = {
+        name: json.loads((d / 'results.json').read_text())['rows'][0]
+        for name, d in (('straight', straight), ('resumed', resumed))
+    }
     assert rows['straight']['resumes'] == 0 and rows['resumed']['resumes'] == 1
     assert rows['resumed']['top1'] == rows['straight']['top1']
     assert rows['resumed']['images'] == rows['straight']['images']
     segments = rows['resumed']['segments']
     assert [(s['start_epoch'], s['end_epoch']) for s in segments] == [(0, 1),
-                                                                     (1, 2)]
+                                                                      (1, 2)]
     assert [[v['epoch'] for v in s['val']] for s in segments] == [[1], [2]]
     for seg in segments:
         assert seg['device'].startswith('CPU ')
@@ -166,8 +182,10 @@ def test_reproduce_resumes_an_interrupted_run(webp_folder, tmp_path,
     recorded = json.loads((row_dir / 'segments.json').read_text())
     recorded['segments'][0]['memory_format'] = 'contiguous'
     (row_dir / 'segments.json').write_text(json.dumps(recorded))
-    refused = run(python_tool(REPRODUCE, 'Hybrid-SC', *common, '--work-dir',
-                              resumed, '--resume'), check=False)
+    refused = run(
+        python_tool(REPRODUCE, 'Hybrid-SC', *common, '--work-dir', resumed,
+                    '--resume'),
+        check=False)
     assert refused.returncode != 0
     assert "memory_format 'contiguous'" in refused.stderr
 
@@ -175,25 +193,30 @@ def test_reproduce_resumes_an_interrupted_run(webp_folder, tmp_path,
 def checkpoint_counts(work_dir: Path) -> Dict[str, List[int]]:
     """The class counts saved in a run's checkpoint, by state-dict key."""
     import torch
-    state = torch.load(next(work_dir.glob('epoch_*.pth')), map_location='cpu',
-                       weights_only=False)['state_dict']
-    return {key: value.tolist() for key, value in state.items()
-            if key.endswith('class_counts')}
+    state = torch.load(
+        next(work_dir.glob('epoch_*.pth')),
+        map_location='cpu',
+        weights_only=False)['state_dict']
+    return {
+        key: value.tolist()
+        for key, value in state.items() if key.endswith('class_counts')
+    }
 
 
 @pytest.mark.parametrize('data_path,methods', [
     ('per-sample', ['CE', 'Hybrid-SC', 'CE-CBS', 'Hybrid-PSC-LA']),
-    ('device',
-     ['Hybrid-PSC', 'LA-CE', 'CE-CBS', 'Hybrid-SC-LA', 'Hybrid-PSC-LA',
-      'Hybrid-SC-LA-const', 'Hybrid-SC-LA-view', 'Hybrid-BCL']),
+    ('device', [
+        'Hybrid-PSC', 'LA-CE', 'CE-CBS', 'Hybrid-SC-LA', 'Hybrid-PSC-LA',
+        'Hybrid-SC-LA-const', 'Hybrid-SC-LA-view', 'Hybrid-BCL'
+    ]),
 ])
-def test_short_benchmark_data_paths(tiny_folder, tmp_path, data_path,
-                                    methods):
+def test_short_benchmark_data_paths(tiny_folder, tmp_path, data_path, methods):
     # tiny_folder: 24 PNG images in each of 10 classes, cut here at IF 10.
     counts = exp_counts(24, 10)
     n = sum(counts)
     work_dir = tmp_path / data_path
-    run(python_tool(SHORT, '--data-root', tiny_folder, '--data-path',
+    run(
+        python_tool(SHORT, '--data-root', tiny_folder, '--data-path',
                     data_path, '--imbalance-factor', 10, '--epochs', 1,
                     '--batch-size', BATCH, '--num-workers', 0, '--methods',
                     *methods, '--work-dir', work_dir))
@@ -221,17 +244,18 @@ def test_short_benchmark_data_paths(tiny_folder, tmp_path, data_path,
                         'Hybrid-BCL')
         paper_hybrid = method in ('Hybrid-SC', 'Hybrid-PSC')
         own_view = method in ('Hybrid-SC-LA-view', 'Hybrid-BCL')
-        assert cfg.model.head.loss.type == (
-            'LogitAdjustedLoss' if la else 'CrossEntropyLoss')
+        assert cfg.model.head.loss.type == ('LogitAdjustedLoss'
+                                            if la else 'CrossEntropyLoss')
         assert cfg.train_dataloader.sampler.type == {
             'CE-CBS': 'ClassBalancedSampler'
-        }.get(method, 'ClassBalancedPairSampler'
-              if paper_hybrid else 'DefaultSampler')
+        }.get(method,
+              'ClassBalancedPairSampler' if paper_hybrid else 'DefaultSampler')
         if method.startswith('Hybrid'):
             # (HybridClassifier's default: 'balanced')
-            assert cfg.model.get('cls_input', 'balanced') == (
-                'balanced' if paper_hybrid else
-                'own_view' if own_view else 'uniform')
+            assert cfg.model.get(
+                'cls_input',
+                'balanced') == ('balanced' if paper_hybrid else
+                                'own_view' if own_view else 'uniform')
             assert cfg.model.feat_head.type == (
                 'PSCHead' if 'PSC' in method else
                 'BCLHead' if 'BCL' in method else 'SupConHead')
@@ -239,15 +263,18 @@ def test_short_benchmark_data_paths(tiny_folder, tmp_path, data_path,
             assert cfg.model.type == 'ImageClassifier'
         # The training set's counts reached the logit-adjusted loss (saved
         # with the model); the other losses have none.
-        assert checkpoint_counts(work_dir / method) == (
-            {'head.loss_module.class_counts': counts} if la else {})
+        assert checkpoint_counts(
+            work_dir / method) == ({
+                'head.loss_module.class_counts': counts
+            } if la else {})
         dataset = cfg.train_dataloader.dataset
         transforms = cfg.data_preprocessor.batch_transforms
         if data_path == 'device':
             assert dataset.hold_in_memory
             assert [t['type'] for t in dataset.pipeline] == ['PackInputs']
             assert [t['type'] for t in transforms] == [
-                'BatchRandomCrop', 'BatchRandomFlip', 'BatchRandomGrayscale']
+                'BatchRandomCrop', 'BatchRandomFlip', 'BatchRandomGrayscale'
+            ]
         else:
             assert not dataset.hold_in_memory and transforms == []
             single_view = METHOD_IMAGES[method] == 1
@@ -261,18 +288,20 @@ def test_short_benchmark_data_paths(tiny_folder, tmp_path, data_path,
 def test_data_root_without_train_folder(script, tmp_path):
     (tmp_path / 'test').mkdir()
     args = [] if script == SHORT else ['CE']
-    result = run(python_tool(script, *args, '--data-root', tmp_path),
-                 check=False)
+    result = run(
+        python_tool(script, *args, '--data-root', tmp_path), check=False)
     assert result.returncode == 2
     assert '--data-root' in result.stderr and 'train/' in result.stderr
     assert str(tmp_path) in result.stderr
 
 
-@pytest.mark.parametrize('args,allowed', [
-    ([REPRODUCE, 'CE', 'Hybrid-XX'], ROWS),
-    ([REPRODUCE, 'Hybrid-SC-LA'], ROWS),  # no published row to compare
-    ([SHORT, '--methods', 'Hybrid-XX'], tuple(METHOD_IMAGES)),
-])
+@pytest.mark.parametrize(
+    'args,allowed',
+    [
+        ([REPRODUCE, 'CE', 'Hybrid-XX'], ROWS),
+        ([REPRODUCE, 'Hybrid-SC-LA'], ROWS),  # no published row to compare
+        ([SHORT, '--methods', 'Hybrid-XX'], tuple(METHOD_IMAGES)),
+    ])
 def test_unknown_row_lists_the_allowed_ones(args, allowed, webp_folder):
     result = run(python_tool(*args, '--data-root', webp_folder), check=False)
     assert result.returncode == 2
@@ -281,8 +310,10 @@ def test_unknown_row_lists_the_allowed_ones(args, allowed, webp_folder):
 
 
 def test_short_refuses_imbalance_factor_on_the_webp_copy(webp_folder):
-    result = run(python_tool(SHORT, '--data-root', webp_folder,
-                             '--imbalance-factor', 10), check=False)
+    result = run(
+        python_tool(SHORT, '--data-root', webp_folder, '--imbalance-factor',
+                    10),
+        check=False)
     assert result.returncode == 2
     assert '--imbalance-factor' in result.stderr
     assert 'already long-tailed' in result.stderr
@@ -290,8 +321,10 @@ def test_short_refuses_imbalance_factor_on_the_webp_copy(webp_folder):
 
 def test_reproduce_refuses_a_foreign_results_file(webp_folder, tmp_path):
     (tmp_path / 'results.json').write_text('{"results": {}}')
-    result = run(python_tool(REPRODUCE, 'CE', '--data-root', webp_folder,
-                             '--work-dir', tmp_path), check=False)
+    result = run(
+        python_tool(REPRODUCE, 'CE', '--data-root', webp_folder, '--work-dir',
+                    tmp_path),
+        check=False)
     assert result.returncode != 0
     assert 'results.json was not written by this script' in result.stderr
 
@@ -308,14 +341,16 @@ def balanced_folder(tmp_path_factory) -> Path:
 
 
 def test_data_path_speed_prints_consistent_ratios(balanced_folder):
-    result = run(python_tool(SPEED, '--data-root', balanced_folder,
-                             '--modes', 'held', 'per-sample', '--iters', 3,
-                             '--warmup', 1, '--batch-size', 8,
-                             '--num-workers', 1))
-    rows = [line for line in result.stdout.splitlines()
-            if line.startswith('| held') or line.startswith('| per-sample')]
-    assert [row.split('|')[1].strip() for row in rows] == [
-        'held', 'per-sample, 1 workers']
+    result = run(
+        python_tool(SPEED, '--data-root', balanced_folder, '--modes', 'held',
+                    'per-sample', '--iters', 3, '--warmup', 1, '--batch-size',
+                    8, '--num-workers', 1))
+    rows = [
+        line for line in result.stdout.splitlines()
+        if line.startswith('| held') or line.startswith('| per-sample')
+    ]
+    assert [row.split('|')[1].strip()
+            for row in rows] == ['held', 'per-sample, 1 workers']
     for row in rows:
         assert row.split('|')[2].strip() == 'channels_last'  # the configs'
         runner, ceiling, ratio = (float(c) for c in row.split('|')[3:6])
@@ -327,14 +362,16 @@ def test_data_path_speed_prints_consistent_ratios(balanced_folder):
 def test_data_path_speed_compares_memory_formats(balanced_folder):
     """Both layouts, alternately, twice: one row each (medians) and the
     per-repeat ratio of their runner iterations."""
-    result = run(python_tool(SPEED, '--data-root', balanced_folder,
-                             '--modes', 'held', '--iters', 3, '--warmup', 1,
-                             '--batch-size', 8, '--memory-formats',
-                             'contiguous', 'channels_last', '--repeats', 2))
-    rows = [line.split('|') for line in result.stdout.splitlines()
-            if line.startswith('| held')]
-    assert [row[2].strip() for row in rows] == ['contiguous',
-                                                'channels_last']
+    result = run(
+        python_tool(SPEED, '--data-root', balanced_folder, '--modes', 'held',
+                    '--iters', 3, '--warmup', 1, '--batch-size', 8,
+                    '--memory-formats', 'contiguous', 'channels_last',
+                    '--repeats', 2))
+    rows = [
+        line.split('|') for line in result.stdout.splitlines()
+        if line.startswith('| held')
+    ]
+    assert [row[2].strip() for row in rows] == ['contiguous', 'channels_last']
     ratio_line = next(line for line in result.stdout.splitlines()
                       if 'channels_last / contiguous' in line)
     per_repeat = ratio_line.split('per repeat: ')[1].split(';')[0]
@@ -354,8 +391,12 @@ def test_ceiling_steps_the_models_weights_on_the_models_images(
 
     speed = load_tool(SPEED)
     args = argparse.Namespace(
-        data_root=str(balanced_folder), batch_size=4, iters=2, warmup=0,
-        num_workers=0, amp=False)
+        data_root=str(balanced_folder),
+        batch_size=4,
+        iters=2,
+        warmup=0,
+        num_workers=0,
+        amp=False)
     runner = Runner.from_cfg(speed.build_cfg('held', args, str(tmp_path)))
     seen = []
 
@@ -363,9 +404,8 @@ def test_ceiling_steps_the_models_weights_on_the_models_images(
 
         def _ceiling_step(self):
             model = runner.model.backbone
-            for (name, mine), theirs in zip(
-                    self.backbone.state_dict().items(),
-                    model.state_dict().values()):
+            for (name, mine), theirs in zip(self.backbone.state_dict().items(),
+                                            model.state_dict().values()):
                 assert torch.equal(mine, theirs), name
             seen.append(self._images)
             super()._ceiling_step()
@@ -376,9 +416,8 @@ def test_ceiling_steps_the_models_weights_on_the_models_images(
     backbone = runner.model.backbone
     # (deep copies of the backbone carry this hook along: count only the
     # model's own calls)
-    backbone.register_forward_pre_hook(
-        lambda module, args: inputs.append(args[0])
-        if module is backbone else None)
+    backbone.register_forward_pre_hook(lambda module, args: inputs.append(args[
+        0]) if module is backbone else None)
     runner.train()
     assert len(seen) == 2 and len(inputs) == 2
     for images, given in zip(seen, inputs):
@@ -387,20 +426,22 @@ def test_ceiling_steps_the_models_weights_on_the_models_images(
 
 
 def test_strong_augment_speed_prints_consistent_ratios():
-    result = run(python_tool('benchmarks/strong_augment_speed.py',
-                             '--batch-size', 4, '--repeats', 2))
+    result = run(
+        python_tool('benchmarks/strong_augment_speed.py', '--batch-size', 4,
+                    '--repeats', 2))
     ms = {}
     for line in result.stdout.splitlines():
         if ' ms per batch' in line:
             name, rest = line.split(': ', 1)
             ms[name] = float(rest.split(' ms')[0])
     assert set(ms) == {'batched_strong', 'per_sample_strong', 'batched_paper'}
-    ratio = float(result.stdout.split(
-        'batched_strong / per_sample_strong (time): ')[1].split()[0])
+    ratio = float(
+        result.stdout.split('batched_strong / per_sample_strong (time): ')
+        [1].split()[0])
     # Printed times are rounded to 0.1 ms: compare within that rounding.
     low = (ms['batched_strong'] - 0.05) / (ms['per_sample_strong'] + 0.05)
-    high = (ms['batched_strong'] + 0.05) / max(
-        ms['per_sample_strong'] - 0.05, 1e-9)
+    high = (ms['batched_strong'] + 0.05) / max(ms['per_sample_strong'] - 0.05,
+                                               1e-9)
     assert low - 0.005 <= ratio <= high + 0.005
 
 
@@ -414,11 +455,19 @@ def _short_runner(folder: Path, work_dir: Path, method: str, data_path: str,
 
     common = load_tool('benchmarks/cifar10lt_common.py')
     args = argparse.Namespace(
-        data_root=str(folder), work_dir=str(work_dir), epochs=1,
-        batch_size=BATCH, amp=False, seed=seed)
-    return Runner.from_cfg(common.build_run_cfg(
-        method, args, imbalance_factor=10, data_path=data_path,
-        num_workers=num_workers))
+        data_root=str(folder),
+        work_dir=str(work_dir),
+        epochs=1,
+        batch_size=BATCH,
+        amp=False,
+        seed=seed)
+    return Runner.from_cfg(
+        common.build_run_cfg(
+            method,
+            args,
+            imbalance_factor=10,
+            data_path=data_path,
+            num_workers=num_workers))
 
 
 @pytest.mark.parametrize('method', ['CE', 'Hybrid-SC'])
@@ -434,8 +483,8 @@ def test_both_data_paths_feed_augmentations_of_the_sampled_images(
     only."""
     import torch
 
-    runner = _short_runner(tiny_folder, tmp_path, method, data_path, seed=0,
-                           num_workers=0)
+    runner = _short_runner(
+        tiny_folder, tmp_path, method, data_path, seed=0, num_workers=0)
     loader = runner.train_loop.dataloader
     drawn = list(iter(loader.sampler))[:BATCH]
     out = runner.model.data_preprocessor(next(iter(loader)), training=True)
@@ -457,10 +506,10 @@ def test_both_data_paths_feed_augmentations_of_the_sampled_images(
     # Each row is exactly one crop / flip / grey outcome of its image.
     identify_cifar_draws(
         denormalise(pre, rows, to_rgb=False),
-        torch.stack([torch.from_numpy(d['img']).permute(2, 0, 1)
-                     for d in decoded]))
-    assert [int(s.gt_label) for s in samples] == [
-        int(d['gt_label']) for d in decoded]
+        torch.stack(
+            [torch.from_numpy(d['img']).permute(2, 0, 1) for d in decoded]))
+    assert [int(s.gt_label)
+            for s in samples] == [int(d['gt_label']) for d in decoded]
 
 
 def test_both_data_paths_start_from_the_same_weights(tiny_folder, tmp_path):
@@ -486,8 +535,13 @@ def test_both_data_paths_start_from_the_same_weights(tiny_folder, tmp_path):
             }
 
     for data_path in ('device', 'per-sample'):
-        runner = _short_runner(tiny_folder, tmp_path / data_path, 'CE',
-                               data_path, seed=3, num_workers=1)
+        runner = _short_runner(
+            tiny_folder,
+            tmp_path / data_path,
+            'CE',
+            data_path,
+            seed=3,
+            num_workers=1)
         runner.register_hook(Grab(data_path))
         # (train() builds the training set, then initialises the weights)
         runner.train()
@@ -506,31 +560,47 @@ def test_short_benchmark_scales_the_configs_own_schedule():
     puts one first."""
     common = load_tool('benchmarks/cifar10lt_common.py')
     scale = common.scale_schedule
-    paper = dict(type='MultiStepLR', by_epoch=True, milestones=[120, 160],
-                 gamma=0.1)
+    paper = dict(
+        type='MultiStepLR', by_epoch=True, milestones=[120, 160], gamma=0.1)
     assert scale(paper, 200, 20) == [dict(paper, milestones=[12, 16])]
     assert scale(paper, 200, 7)[0]['milestones'] == [4, 6]  # 4.2, 5.6
     strong = [
-        dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0,
-             end=5, convert_to_iter_based=True),
-        dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=True, begin=5,
-             end=200, convert_to_iter_based=True)]
+        dict(
+            type='LinearLR',
+            start_factor=0.01,
+            by_epoch=True,
+            begin=0,
+            end=5,
+            convert_to_iter_based=True),
+        dict(
+            type='CosineAnnealingLR',
+            eta_min=0.0,
+            by_epoch=True,
+            begin=5,
+            end=200,
+            convert_to_iter_based=True)
+    ]
     twenty = scale(strong, 200, 20)
     # 5 of 200 epochs is 0.5 at 20: a warm-up stays at least one epoch
     assert [(s['begin'], s['end']) for s in twenty] == [(0, 1), (1, 20)]
-    assert [(s['begin'], s['end']) for s in scale(strong, 200, 400)] == [
-        (0, 10), (10, 400)]
+    assert [(s['begin'], s['end'])
+            for s in scale(strong, 200, 400)] == [(0, 10), (10, 400)]
     assert strong[0]['end'] == 5  # the config is not changed
     # An iteration-based scheduler is kept.
     iters = dict(type='LinearLR', by_epoch=False, begin=0, end=500)
     assert scale([iters], 200, 20) == [iters]
     # --warmup-epochs: the config's own warm-up resized, the next one moved
-    assert [(s['begin'], s['end']) for s in scale(strong, 200, 20, 2)] == [
-        (0, 2), (2, 20)]
+    assert [(s['begin'], s['end'])
+            for s in scale(strong, 200, 20, 2)] == [(0, 2), (2, 20)]
     # ... or a linear one put first
     warm = scale(paper, 200, 20, 1)
-    assert warm[0] == dict(type='LinearLR', start_factor=0.01, by_epoch=True,
-                           begin=0, end=1, convert_to_iter_based=True)
+    assert warm[0] == dict(
+        type='LinearLR',
+        start_factor=0.01,
+        by_epoch=True,
+        begin=0,
+        end=1,
+        convert_to_iter_based=True)
     assert warm[1]['milestones'] == [12, 16]
     assert common.describe_schedule(warm) == (
         'LinearLR[0, 1) x0.01..1; MultiStepLR[0, end) milestones [12, 16] '
@@ -541,22 +611,26 @@ def test_short_refuses_a_classifier_view_on_the_per_sample_path(
         tiny_folder, tmp_path):
     """The per-sample path has no classifier view of its own: refused,
     naming the method and the path to use."""
-    result = run(python_tool(SHORT, '--data-root', tiny_folder, '--data-path',
-                             'per-sample', '--methods', 'Hybrid-BCL',
-                             '--epochs', 1, '--work-dir', tmp_path),
-                 check=False)
+    result = run(
+        python_tool(SHORT, '--data-root', tiny_folder, '--data-path',
+                    'per-sample', '--methods', 'Hybrid-BCL', '--epochs', 1,
+                    '--work-dir', tmp_path),
+        check=False)
     assert result.returncode != 0
     assert 'Hybrid-BCL reads a classifier view of its own' in result.stderr
     assert '--data-path device' in result.stderr
 
 
 def test_cpu_step_speed_prints_a_row_per_setting():
-    result = run(python_tool('benchmarks/cpu_step_speed.py', '--batch', 4,
-                             '--steps', 2, '--threads', 1, '--settings',
-                             'fp32', 'fp32-channels-last'))
+    result = run(
+        python_tool('benchmarks/cpu_step_speed.py', '--batch', 4, '--steps', 2,
+                    '--threads', 1, '--settings', 'fp32',
+                    'fp32-channels-last'))
     assert result.stdout.startswith('# ')
-    rows = [line.split('|') for line in result.stdout.splitlines()
-            if line.startswith('| fp32')]
+    rows = [
+        line.split('|') for line in result.stdout.splitlines()
+        if line.startswith('| fp32')
+    ]
     assert [row[1].strip() for row in rows] == ['fp32', 'fp32-channels-last']
     assert float(rows[0][4]) == 1.0  # the first setting against itself
     for row in rows:

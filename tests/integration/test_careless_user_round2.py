@@ -34,12 +34,12 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
+from mmpretrain.registry import DATASETS, MODELS
+from tool_runner import REPO_ROOT, load_tool
 from torch import nn
 
 import mmlt_hybrid  # noqa: F401  (registers the components, safe globals)
 from mmlt_hybrid.utils.checkpoints import check_checkpoint
-from mmpretrain.registry import DATASETS, MODELS
-from tool_runner import REPO_ROOT, load_tool
 
 CONFIG = REPO_ROOT / 'tests' / 'configs' / 'tiny_hybrid_sc.py'
 IMAGENET_LT = REPO_ROOT / 'configs' / '_base_' / 'datasets' / 'imagenetlt.py'
@@ -77,28 +77,35 @@ def _checkpoint_of(tmp_path, **model_changes):
     cfg.merge_from_dict(model_changes)
     model = MODELS.build(cfg.model)
     path = tmp_path / 'other_model.pth'
-    torch.save(dict(state_dict=model.state_dict(),
-                    meta=dict(epoch=2, iter=12)), path)
+    torch.save(
+        dict(state_dict=model.state_dict(), meta=dict(epoch=2, iter=12)), path)
     return path
 
 
 # ------------------------------------------- 1. plot tool loads strictly
 
 
-@pytest.mark.parametrize('changes, expected', [
-    ({'model.backbone.depth': 32},
-     [r'unexpected in the checkpoint \(72\): backbone\.layer1\.3\.']),
-    ({'model.head.num_classes': 7},
-     [r'head\.fc\.weight: \(7, 64\) in the checkpoint, \(10, 64\) in the '
-      r'model', r'head\.fc\.bias: \(7,\)']),
-], ids=['another-depth', 'another-head'])
+@pytest.mark.parametrize(
+    'changes, expected', [
+        ({
+            'model.backbone.depth': 32
+        }, [r'unexpected in the checkpoint \(72\): backbone\.layer1\.3\.']),
+        ({
+            'model.head.num_classes': 7
+        }, [
+            r'head\.fc\.weight: \(7, 64\) in the checkpoint, \(10, 64\) in '
+            r'the model', r'head\.fc\.bias: \(7,\)'
+        ]),
+    ],
+    ids=['another-depth', 'another-head'])
 def test_plot_tool_refuses_a_checkpoint_of_another_model(
         trained, tmp_path, changes, expected):
     other = _checkpoint_of(tmp_path, **changes)
     out = tmp_path / 'plots'
     with pytest.raises(ValueError) as error:
         load_tool('analysis/plot_long_tail.py').main(
-            [str(trained), str(other), '--out-dir', str(out)])
+            [str(trained), str(other), '--out-dir',
+             str(out)])
     message = str(error.value)
     assert str(other) in message and 'does not fit the model' in message
     for pattern in expected:
@@ -114,8 +121,11 @@ def test_plot_tool_non_strict_and_not_a_checkpoint(trained, tmp_path):
         tool.main([str(trained), str(trained / 'last_checkpoint')])
     assert not UNSAFE.search(str(error.value))
     other = _checkpoint_of(tmp_path, **{'model.head.num_classes': 7})
-    tool.main([str(trained), str(other), '--out-dir', str(tmp_path / 'p'),
-               '--non-strict'])
+    tool.main([
+        str(trained),
+        str(other), '--out-dir',
+        str(tmp_path / 'p'), '--non-strict'
+    ])
     assert (tmp_path / 'p' / 'per_class_accuracy.png').is_file()
 
 
@@ -125,8 +135,10 @@ def test_plot_tool_non_strict_and_not_a_checkpoint(trained, tmp_path):
 def _inat(images, annotations, categories=(0, 1, 2)):
     return dict(
         images=[dict(id=i, file_name=name) for i, name in images],
-        annotations=[dict(id=k, image_id=i, category_id=c)
-                     for k, (i, c) in enumerate(annotations)],
+        annotations=[
+            dict(id=k, image_id=i, category_id=c)
+            for k, (i, c) in enumerate(annotations)
+        ],
         categories=[dict(id=c, name=f'species {c}') for c in categories])
 
 
@@ -171,8 +183,8 @@ def _edit(data, what):
     ('image-id-float', ['annotations[1]', 'image_id 7.0']),
     ('missing-category-id', ['annotations[1]', "no key 'category_id'"]),
     ('unknown-image', ['annotations[3]', 'image_id 99']),
-    ('duplicate-annotation', ['image id 11', 'annotations[2]',
-                              'annotations[3]']),
+    ('duplicate-annotation',
+     ['image id 11', 'annotations[2]', 'annotations[3]']),
     ('file-name-line-break', ['images[0]', 'line breaks']),
 ])
 def test_inat2018_refuses_malformed_records(tmp_path, what, expected):
@@ -189,9 +201,8 @@ def test_inat2018_refuses_malformed_records(tmp_path, what, expected):
     for text in expected:
         assert text in message, message
     assert out.read_text() == 'old list\n'
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        'list.txt', 'train2018.json'
-    ]
+    assert sorted(
+        p.name for p in tmp_path.iterdir()) == ['list.txt', 'train2018.json']
 
 
 def test_inat2018_still_converts_a_good_file(tmp_path):
@@ -211,25 +222,30 @@ def test_inat2018_still_converts_a_good_file(tmp_path):
 def _not_checkpoints(trained, tmp_path):
     """Paths that are not checkpoints, and what the message must say."""
     archive = tmp_path / 'images.zip'
-    shutil.make_archive(str(tmp_path / 'images'), 'zip',
-                        root_dir=str(trained), base_dir='last_checkpoint')
+    shutil.make_archive(
+        str(tmp_path / 'images'),
+        'zip',
+        root_dir=str(trained),
+        base_dir='last_checkpoint')
     binary = tmp_path / 'image.pth'
     binary.write_bytes(b'\x89PNG\r\n\x1a\n' + bytes(range(64)))
     pickled = tmp_path / 'plain.pkl'
     pickled.write_bytes(pickle.dumps({'weights': [1, 2]}))
     named = _load_text(trained / 'last_checkpoint')
     return {
-        'last_checkpoint': (trained / 'last_checkpoint',
-                            ['not a torch checkpoint', 'text file',
-                             f'names the file {named!r}']),
-        'work-dir': (trained, ['is a directory', 'last_checkpoint names',
-                               'epoch_N.pth']),
-        'zip-archive': (archive, ['not a torch checkpoint', 'zip archive',
-                                  'data.pkl']),
-        'binary': (binary, ['not a torch checkpoint', 'binary file',
-                            '89 50 4e 47']),
-        'pickle': (pickled, ['not a torch checkpoint', 'pickle file',
-                             'torch.save did not write']),
+        'last_checkpoint':
+        (trained / 'last_checkpoint',
+         ['not a torch checkpoint', 'text file', f'names the file {named!r}']),
+        'work-dir':
+        (trained, ['is a directory', 'last_checkpoint names', 'epoch_N.pth']),
+        'zip-archive':
+        (archive, ['not a torch checkpoint', 'zip archive', 'data.pkl']),
+        'binary': (binary,
+                   ['not a torch checkpoint', 'binary file', '89 50 4e 47']),
+        'pickle':
+        (pickled,
+         ['not a torch checkpoint', 'pickle file',
+          'torch.save did not write']),
     }
 
 
@@ -237,13 +253,15 @@ def _load_text(path):
     return path.read_text().strip()
 
 
-@pytest.mark.parametrize('kind', ['last_checkpoint', 'work-dir',
-                                  'zip-archive', 'binary', 'pickle'])
+@pytest.mark.parametrize(
+    'kind', ['last_checkpoint', 'work-dir', 'zip-archive', 'binary', 'pickle'])
 @pytest.mark.parametrize('how', ['test', 'resume_path', 'load_from'])
 def test_not_a_checkpoint_is_named(how, kind, trained, tmp_path):
     path, expected = _not_checkpoints(trained, tmp_path)[kind]
-    options = ['--work-dir', str(tmp_path / 'wd'), '--cfg-options',
-               'train_cfg.max_epochs=3']
+    options = [
+        '--work-dir',
+        str(tmp_path / 'wd'), '--cfg-options', 'train_cfg.max_epochs=3'
+    ]
     argv = [str(CONFIG)] + {
         'test': [str(path)] + options,
         'resume_path': ['--resume', str(path)] + options,
@@ -264,13 +282,15 @@ def test_not_a_checkpoint_is_named(how, kind, trained, tmp_path):
 
 
 def test_folder_as_config_is_named(tmp_path):
-    with pytest.raises(IsADirectoryError,
-                       match=r"config '.*' is a directory, not a file; "
-                       'expected a config file'):
+    with pytest.raises(
+            IsADirectoryError,
+            match=r"config '.*' is a directory, not a file; "
+            'expected a config file'):
         load_tool('train.py').main([str(tmp_path)])
-    with pytest.raises(IsADirectoryError,
-                       match=r"checkpoint '.*' is a directory.* It holds "
-                       'epoch_1.pth: pass one of these files'):
+    with pytest.raises(
+            IsADirectoryError,
+            match=r"checkpoint '.*' is a directory.* It holds "
+            'epoch_1.pth: pass one of these files'):
         (tmp_path / 'epoch_1.pth').write_bytes(b'')
         check_checkpoint(str(tmp_path), 'checkpoint')
 
@@ -279,21 +299,28 @@ def test_folder_as_config_is_named(tmp_path):
 
 
 def _train_argv(trained, tmp_path, *args, options=()):
-    return [str(CONFIG), '--work-dir', str(tmp_path / 'wd'),
-            '--no-validate', *args, '--cfg-options', *options]
+    return [
+        str(CONFIG), '--work-dir',
+        str(tmp_path / 'wd'), '--no-validate', *args, '--cfg-options', *options
+    ]
 
 
 def test_resume_with_another_backbone_is_refused_before_loading(
         trained, tmp_path):
     """Another depth: keys listed, not torch's optimizer error."""
     with pytest.raises(ValueError) as error:
-        load_tool('train.py').main(_train_argv(
-            trained, tmp_path, '--resume', str(trained / 'epoch_2.pth'),
-            options=['model.backbone.depth=32', 'train_cfg.max_epochs=3']))
+        load_tool('train.py').main(
+            _train_argv(
+                trained,
+                tmp_path,
+                '--resume',
+                str(trained / 'epoch_2.pth'),
+                options=['model.backbone.depth=32', 'train_cfg.max_epochs=3']))
     message = str(error.value)
     assert str(trained / 'epoch_2.pth') in message
-    assert re.search(r'missing in the checkpoint \(60\): '
-                     r'backbone\.layer1\.3\.conv1\.weight', message), message
+    assert re.search(
+        r'missing in the checkpoint \(60\): '
+        r'backbone\.layer1\.3\.conv1\.weight', message), message
     assert "parameter group that doesn't match" not in message
     assert 'load_from' in message  # what to do instead
     assert not list((tmp_path / 'wd').glob('*.pth'))
@@ -312,9 +339,12 @@ def test_bare_resume_of_a_resized_checkpoint_is_refused(trained, tmp_path):
     torch.save(checkpoint, work_dir / 'epoch_2.pth')
     (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_2.pth'))
     with pytest.raises(ValueError) as error:
-        load_tool('train.py').main(_train_argv(
-            trained, tmp_path, '--resume',
-            options=['train_cfg.max_epochs=3']))
+        load_tool('train.py').main(
+            _train_argv(
+                trained,
+                tmp_path,
+                '--resume',
+                options=['train_cfg.max_epochs=3']))
     message = str(error.value)
     assert 'head.fc.weight: (10, 32) in the checkpoint, (10, 64)' in message
     assert re.search(r'missing in the checkpoint \(1\): head\.fc\.bias',
@@ -330,8 +360,10 @@ def test_resume_past_max_epochs_is_refused(trained, tmp_path, bare):
     shutil.copytree(trained, work_dir)
     resume = ['--resume'] + ([] if bare else [str(work_dir / 'epoch_2.pth')])
     with pytest.raises(ValueError) as error:
-        load_tool('train.py').main(_train_argv(
-            trained, tmp_path, *resume, options=['train_cfg.max_epochs=1']))
+        load_tool('train.py').main(
+            _train_argv(
+                trained, tmp_path, *resume,
+                options=['train_cfg.max_epochs=1']))
     message = str(error.value)
     # A bare --resume takes the copied work dir's own checkpoint of the
     # name that last_checkpoint gives (not the original folder's).
@@ -350,22 +382,26 @@ def test_resume_at_the_end_warns_and_a_fitting_resume_trains(
     work_dir = tmp_path / 'wd'
     shutil.copytree(trained, work_dir)
     train = load_tool('train.py')
-    train.main(_train_argv(trained, tmp_path, '--resume',
-                           options=['train_cfg.max_epochs=2']))
+    train.main(
+        _train_argv(
+            trained, tmp_path, '--resume', options=['train_cfg.max_epochs=2']))
     out = capsys.readouterr().out
-    assert re.search(r'WARNING - Resume: checkpoint .*epoch_2\.pth is at '
-                     r'epoch 2, which is train_cfg\.max_epochs=2: training '
-                     'is complete', out), out[-3000:]
+    assert re.search(
+        r'WARNING - Resume: checkpoint .*epoch_2\.pth is at '
+        r'epoch 2, which is train_cfg\.max_epochs=2: training '
+        'is complete', out), out[-3000:]
     assert not (work_dir / 'epoch_3.pth').exists()
-    train.main(_train_argv(trained, tmp_path, '--resume',
-                           options=['train_cfg.max_epochs=3']))
+    train.main(
+        _train_argv(
+            trained, tmp_path, '--resume', options=['train_cfg.max_epochs=3']))
     assert _load(work_dir / 'epoch_3.pth')['meta']['epoch'] == 3
 
 
 def _fake_runner(loop):
     model = nn.Linear(2, 1)
     return types.SimpleNamespace(
-        model=model, train_loop=loop,
+        model=model,
+        train_loop=loop,
         logger=types.SimpleNamespace(warning=lambda message: None))
 
 
@@ -378,8 +414,10 @@ def test_resume_check_of_iterations_and_of_weights_only_files():
     runner = _fake_runner(loop)
     state = runner.model.state_dict()
     hook = ResumeCheckHook('iter_120.pth')
-    with pytest.raises(ValueError, match=r'is at iteration 120, past '
-                       r'train_cfg\.max_iters=100'):
+    with pytest.raises(
+            ValueError,
+            match=r'is at iteration 120, past '
+            r'train_cfg\.max_iters=100'):
         hook.after_load_checkpoint(
             runner, dict(state_dict=state, meta=dict(epoch=0, iter=120)))
     hook.after_load_checkpoint(
@@ -387,8 +425,8 @@ def test_resume_check_of_iterations_and_of_weights_only_files():
     epochs = object.__new__(EpochBasedTrainLoop)
     epochs._max_epochs = 5
     with pytest.raises(ValueError, match='holds no training state'):
-        hook.after_load_checkpoint(_fake_runner(epochs),
-                                   dict(state_dict=state))
+        hook.after_load_checkpoint(
+            _fake_runner(epochs), dict(state_dict=state))
 
 
 # ---------------------------------------------- 5. list files, line by line
@@ -412,17 +450,21 @@ def _ten_classes(extra_lines=()):
     return lines + list(extra_lines)
 
 
-@pytest.mark.parametrize('lines, lineno, problem', [
-    (_ten_classes()[:5] + [''] + _ten_classes()[5:], 6, 'a blank line'),
-    (_ten_classes()[:3] + ['train/c1/x.JPEG'] + _ten_classes()[3:], 4,
-     'has one field'),
-    (_ten_classes() + ['train/c1/x.JPEG 1.0'], 21,
-     "has the label '1.0', which is not a non-negative integer"),
-    (_ten_classes() + ['train/c1/x.JPEG -1'], 21,
-     "has the label '-1', which is not a non-negative integer"),
-    (['train/c1/x.JPEG one'] + _ten_classes(), 1, "the label 'one'"),
-], ids=['blank-line', 'one-field', 'float-label', 'negative-label',
-        'word-label'])
+@pytest.mark.parametrize(
+    'lines, lineno, problem', [
+        (_ten_classes()[:5] + [''] + _ten_classes()[5:], 6, 'a blank line'),
+        (_ten_classes()[:3] + ['train/c1/x.JPEG'] + _ten_classes()[3:], 4,
+         'has one field'),
+        (_ten_classes() + ['train/c1/x.JPEG 1.0'], 21,
+         "has the label '1.0', which is not a non-negative integer"),
+        (_ten_classes() + ['train/c1/x.JPEG -1'], 21,
+         "has the label '-1', which is not a non-negative integer"),
+        (['train/c1/x.JPEG one'] + _ten_classes(), 1, "the label 'one'"),
+    ],
+    ids=[
+        'blank-line', 'one-field', 'float-label', 'negative-label',
+        'word-label'
+    ])
 def test_malformed_list_line_is_named(tmp_path, lines, lineno, problem):
     dataset, ann = _list_dataset_cfg(tmp_path, '\n'.join(lines) + '\n')
     with pytest.raises(ValueError) as error:
@@ -452,10 +494,14 @@ def test_label_beyond_the_classes_is_named(tmp_path):
     assert 'has no images' not in message
     classes = [f'c{c}' for c in range(10)]
     test_set, ann = _list_dataset_cfg(
-        tmp_path, '\n'.join(lines) + '\n', test_mode=True,
+        tmp_path,
+        '\n'.join(lines) + '\n',
+        test_mode=True,
         metainfo=dict(classes=classes))
-    with pytest.raises(ValueError, match=re.escape(f'{ann}:21:') +
-                       ".*label 12, beyond the 10 classes"):
+    with pytest.raises(
+            ValueError,
+            match=re.escape(f'{ann}:21:') +
+            ".*label 12, beyond the 10 classes"):
         DATASETS.build(test_set)
 
 
@@ -470,5 +516,5 @@ def test_good_lists_still_load(tmp_path):
         tmp_path, '\n'.join(lines[2:]) + '\n', test_mode=True)
     built = DATASETS.build(test_set)
     assert len(built) == 18
-    assert built.get_data_info(0)['img_path'] == str(
-        tmp_path / 'train/c1/0.JPEG')
+    assert built.get_data_info(0)['img_path'] == str(tmp_path /
+                                                     'train/c1/0.JPEG')

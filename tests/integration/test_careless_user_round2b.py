@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_image_folder
 from mmengine.config import Config
+from mmpretrain.registry import DATASETS, MODELS
+from tool_runner import REPO_ROOT, TINY_CONFIG, load_tool, tiny_overrides
 
 import mmlt_hybrid  # noqa: F401  (registers the components, safe globals)
 from mmlt_hybrid.datasets import long_tailed_counts
-from mmpretrain.registry import DATASETS, MODELS
-from conftest import make_image_folder
-from tool_runner import REPO_ROOT, TINY_CONFIG, load_tool, tiny_overrides
 
 HYBRID = REPO_ROOT / 'tests' / 'configs' / 'tiny_hybrid_sc.py'
 #: tiny_hybrid_sc's training set: 24 synthetic images a class, IF 10.
@@ -74,10 +74,13 @@ def _folder_options(folder, **extra):
 # ----------------------------------- 1. counts that contradict the data
 
 
-@pytest.mark.parametrize('counts', [
-    [1] * 9 + [1000],  # the issue's case
-    HYBRID_COUNTS[:9],  # the training counts of 9 classes
-], ids=['1000-last', 'nine-classes'])
+@pytest.mark.parametrize(
+    'counts',
+    [
+        [1] * 9 + [1000],  # the issue's case
+        HYBRID_COUNTS[:9],  # the training counts of 9 classes
+    ],
+    ids=['1000-last', 'nine-classes'])
 def test_test_metric_counts_other_than_the_training_sets_are_refused(
         tmp_path, counts):
     checkpoint = _checkpoint(tmp_path / 'c.pth', HYBRID, SYNTHETIC_CLASSES)
@@ -91,8 +94,7 @@ def test_test_metric_counts_other_than_the_training_sets_are_refused(
     assert 'Remove class_counts from test_evaluator' in message
 
 
-def test_test_metric_counts_equal_to_the_training_sets_are_accepted(
-        tmp_path):
+def test_test_metric_counts_equal_to_the_training_sets_are_accepted(tmp_path):
     checkpoint = _checkpoint(tmp_path / 'c.pth', HYBRID, SYNTHETIC_CLASSES)
     given = str(HYBRID_COUNTS).replace(' ', '')
     metrics = _test(HYBRID, checkpoint, tmp_path / 'wd',
@@ -104,11 +106,15 @@ def test_val_metric_counts_other_than_the_training_sets_refuse_training(
         tmp_path):
     """Refused before the first step, not after hours of training."""
     work_dir = tmp_path / 'wd'
-    with pytest.raises(ValueError, match=r'val_evaluator LongTailAccuracy '
-                       r'class_counts=\[1, 1, 1, 1, 1, 1, 1, 1, 1, 1000\]'):
+    with pytest.raises(
+            ValueError,
+            match=r'val_evaluator LongTailAccuracy '
+            r'class_counts=\[1, 1, 1, 1, 1, 1, 1, 1, 1, 1000\]'):
         load_tool('train.py').main([
-            str(HYBRID), '--work-dir', str(work_dir), '--cfg-options',
-            'val_evaluator.class_counts=[1,1,1,1,1,1,1,1,1,1000]'])
+            str(HYBRID), '--work-dir',
+            str(work_dir), '--cfg-options',
+            'val_evaluator.class_counts=[1,1,1,1,1,1,1,1,1,1000]'
+        ])
     assert not list(work_dir.glob('*.pth'))
     assert 'Epoch(train)' not in _log(work_dir)
 
@@ -120,16 +126,20 @@ def test_loss_counts_other_than_the_training_sets_are_warned_about(
     both counts."""
     work_dir = tmp_path / 'wd'
     load_tool('train.py').main([
-        str(TINY_CONFIG), '--work-dir', str(work_dir), '--no-validate',
-        '--cfg-options', *_folder_options(
-            tiny_folder, **{'model.head.loss.type': loss,
-                            'model.head.loss.class_counts':
-                            '[5,5,5,5,5,5,5,5,5,50]',
-                            'train_cfg.max_epochs': 1,
-                            'train_dataloader.num_workers': 0})])
+        str(TINY_CONFIG), '--work-dir',
+        str(work_dir), '--no-validate', '--cfg-options', *_folder_options(
+            tiny_folder, **{
+                'model.head.loss.type': loss,
+                'model.head.loss.class_counts': '[5,5,5,5,5,5,5,5,5,50]',
+                'train_cfg.max_epochs': 1,
+                'train_dataloader.num_workers': 0
+            })
+    ])
     log = _log(work_dir)
-    warning = [line for line in log.splitlines() if 'WARNING' in line
-               and 'model.head.loss.class_counts=' in line]
+    warning = [
+        line for line in log.splitlines()
+        if 'WARNING' in line and 'model.head.loss.class_counts=' in line
+    ]
     assert len(warning) == 1, log[-3000:]
     assert f'[5, 5, 5, 5, 5, 5, 5, 5, 5, 50] (10 classes) ({loss})' in \
         warning[0]
@@ -143,22 +153,27 @@ def test_head_counts_given_at_test_time_are_used(tiny_folder, tmp_path):
     the training counts."""
     head = dict(type='LogitAdjustedLinearClsHead', posthoc_tau=1.0)
     options = tiny_overrides(tiny_folder)
-    checkpoint = _checkpoint(tmp_path / 'c.pth', TINY_CONFIG,
-                             FOLDER_CLASSES, options, **head,
-                             class_counts=[24] * 10)
+    checkpoint = _checkpoint(
+        tmp_path / 'c.pth',
+        TINY_CONFIG,
+        FOLDER_CLASSES,
+        options,
+        **head,
+        class_counts=[24] * 10)
     state = torch.load(checkpoint)['state_dict']
     assert state['head.class_counts'].tolist() == [24] * 10
     scores = {}
-    for name, counts in (('checkpoint', None),
-                         ('given', [1000] + [1] * 9)):
+    for name, counts in (('checkpoint', None), ('given', [1000] + [1] * 9)):
         extra = {'model.head.type': head['type']}
         if counts is not None:
             extra['model.head.class_counts'] = str(counts).replace(' ', '')
         out = tmp_path / f'{name}.pkl'
         load_tool('test.py').main([
-            str(TINY_CONFIG), str(checkpoint), '--work-dir',
-            str(tmp_path / name), '--out', str(out), '--cfg-options',
-            *_folder_options(tiny_folder, **extra)])
+            str(TINY_CONFIG),
+            str(checkpoint), '--work-dir',
+            str(tmp_path / name), '--out',
+            str(out), '--cfg-options', *_folder_options(tiny_folder, **extra)
+        ])
         with open(out, 'rb') as f:
             scores[name] = torch.stack(
                 [torch.as_tensor(r['pred_score']) for r in pickle.load(f)])
@@ -180,16 +195,26 @@ def test_counts_given_in_the_config_win_over_the_checkpoints(owner, caplog):
     from mmengine.logging import MMLogger
     from mmengine.runner.checkpoint import load_state_dict
     if owner == 'head':
+
         def build(counts):
-            return MODELS.build(dict(
-                type='LogitAdjustedLinearClsHead', num_classes=3,
-                in_channels=4, class_counts=counts))
+            return MODELS.build(
+                dict(
+                    type='LogitAdjustedLinearClsHead',
+                    num_classes=3,
+                    in_channels=4,
+                    class_counts=counts))
+
         key, name = 'class_counts', 'LogitAdjustedLinearClsHead'
     else:
+
         def build(counts):
-            return MODELS.build(dict(
-                type='LinearClsHead', num_classes=3, in_channels=4,
-                loss=dict(type='LogitAdjustedLoss', class_counts=counts)))
+            return MODELS.build(
+                dict(
+                    type='LinearClsHead',
+                    num_classes=3,
+                    in_channels=4,
+                    loss=dict(type='LogitAdjustedLoss', class_counts=counts)))
+
         key, name = 'loss_module.class_counts', 'LogitAdjustedLoss'
     saved = build([30, 20, 10]).state_dict()
     logger = MMLogger.get_current_instance()
@@ -209,11 +234,15 @@ def test_counts_given_in_the_config_win_over_the_checkpoints(owner, caplog):
         logger.setLevel(level)
     assert given.state_dict()[key].tolist() == [1, 1, 5]
     assert empty.state_dict()[key].tolist() == [30, 20, 10]
-    lines = [r.getMessage() for r in caplog.records
-             if 'are used, not' in r.getMessage()]
-    assert lines == [f'{name} ({key[:-len("class_counts")]}class_counts): '
-                     'the class_counts given in the config [1, 1, 5] are '
-                     "used, not the checkpoint's [30, 20, 10]."]
+    lines = [
+        r.getMessage() for r in caplog.records
+        if 'are used, not' in r.getMessage()
+    ]
+    assert lines == [
+        f'{name} ({key[:-len("class_counts")]}class_counts): '
+        'the class_counts given in the config [1, 1, 5] are '
+        "used, not the checkpoint's [30, 20, 10]."
+    ]
 
 
 # ------------------------------------------------------ 2. class identity
@@ -223,10 +252,9 @@ def test_nine_class_checkpoint_on_ten_class_test_data_is_refused(tmp_path):
     """A 9-class model (the config agreeing) on 10-class test data: the
     tenth class's images were scored as if they were of the nine."""
     nine = dict(num_classes=9)
-    options = ['model.head.num_classes=9',
-               'data_preprocessor.num_classes=9']
-    checkpoint = _checkpoint(tmp_path / 'c.pth', HYBRID,
-                             SYNTHETIC_CLASSES[:9], **nine)
+    options = ['model.head.num_classes=9', 'data_preprocessor.num_classes=9']
+    checkpoint = _checkpoint(tmp_path / 'c.pth', HYBRID, SYNTHETIC_CLASSES[:9],
+                             **nine)
     with pytest.raises(ValueError) as error:
         _test(HYBRID, checkpoint, tmp_path / 'wd', *options)
     message = str(error.value)
@@ -242,12 +270,14 @@ def test_renamed_class_folder_is_refused(tiny_folder, tmp_path):
     test_root = tmp_path / 'test'
     shutil.copytree(tiny_folder / 'test', test_root)
     (test_root / 'class_001').rename(test_root / 'car')
-    checkpoint = _checkpoint(tmp_path / 'c.pth', TINY_CONFIG,
-                             FOLDER_CLASSES, tiny_overrides(tiny_folder))
+    checkpoint = _checkpoint(tmp_path / 'c.pth', TINY_CONFIG, FOLDER_CLASSES,
+                             tiny_overrides(tiny_folder))
     with pytest.raises(ValueError) as error:
-        _test(TINY_CONFIG, checkpoint, tmp_path / 'wd', *_folder_options(
-            tiny_folder, **{'test_dataloader.dataset.data_root':
-                            str(test_root)}))
+        _test(
+            TINY_CONFIG, checkpoint, tmp_path / 'wd',
+            *_folder_options(
+                tiny_folder,
+                **{'test_dataloader.dataset.data_root': str(test_root)}))
     message = str(error.value)
     assert "missing ['class_001']; extra ['car']" in message
     assert ("labels whose class differs (renamed or reordered, label: "
@@ -263,11 +293,14 @@ def test_renamed_class_folder_in_the_validation_set_refuses_training(
     work_dir = tmp_path / 'wd'
     with pytest.raises(ValueError) as error:
         load_tool('train.py').main([
-            str(TINY_CONFIG), '--work-dir', str(work_dir), '--cfg-options',
-            *_folder_options(tiny_folder, **{
-                'val_dataloader.dataset.data_root': str(val_root),
-                'train_dataloader.num_workers': 0,
-                'train_cfg.max_epochs': 1})])
+            str(TINY_CONFIG), '--work-dir',
+            str(work_dir), '--cfg-options', *_folder_options(
+                tiny_folder, **{
+                    'val_dataloader.dataset.data_root': str(val_root),
+                    'train_dataloader.num_workers': 0,
+                    'train_cfg.max_epochs': 1
+                })
+        ])
     message = str(error.value)
     assert ('the val set (val_dataloader.dataset, CustomDataset) has other '
             'classes than the training set') in message
@@ -275,8 +308,8 @@ def test_renamed_class_folder_in_the_validation_set_refuses_training(
     assert not list(work_dir.glob('*.pth'))
 
 
-@pytest.mark.parametrize('classes', [None, FOLDER_CLASSES],
-                         ids=['no-dataset-meta', 'same-classes'])
+@pytest.mark.parametrize(
+    'classes', [None, FOLDER_CLASSES], ids=['no-dataset-meta', 'same-classes'])
 def test_test_set_with_the_training_classes_is_evaluated(
         tiny_folder, tmp_path, classes):
     """The same classes pass; a checkpoint without dataset_meta (older, or
@@ -303,21 +336,25 @@ def _broken_folder(root: Path, broken: str) -> Path:
 
 
 # What mmcv's loader said, without a file name.
-ORIGINAL = {('empty', 'cv2'): '!buf.empty()',
-            ('empty', 'pillow'): 'cannot identify image file',
-            ('garbage', 'pillow'): 'cannot identify image file'}
+ORIGINAL = {
+    ('empty', 'cv2'): '!buf.empty()',
+    ('empty', 'pillow'): 'cannot identify image file',
+    ('garbage', 'pillow'): 'cannot identify image file'
+}
 
 
 @pytest.mark.parametrize('broken,backend', list(ORIGINAL))
-@pytest.mark.parametrize('wrapper', ['LongTailedDataset',
-                                     'HybridPairDataset',
-                                     'HybridPairDataset-loading'])
+@pytest.mark.parametrize(
+    'wrapper',
+    ['LongTailedDataset', 'HybridPairDataset', 'HybridPairDataset-loading'])
 def test_stock_loader_on_an_unreadable_image_names_the_file(
         tmp_path, broken, backend, wrapper):
     path = _broken_folder(tmp_path, broken)
     load = [dict(type='LoadImageFromFile', imdecode_backend=backend)]
-    inner = dict(type='CustomDataset', data_root=str(tmp_path / 'train'),
-                 pipeline=load if wrapper != 'HybridPairDataset' else [])
+    inner = dict(
+        type='CustomDataset',
+        data_root=str(tmp_path / 'train'),
+        pipeline=load if wrapper != 'HybridPairDataset' else [])
     lt = dict(type='LongTailedDataset', imbalance_factor=1, dataset=inner)
     if wrapper == 'LongTailedDataset':
         dataset = DATASETS.build(lt)
@@ -327,10 +364,13 @@ def test_stock_loader_on_an_unreadable_image_names_the_file(
                  if index != 4 else 'sample 4')
     else:
         pack = [dict(type='PackInputs')]
-        dataset = DATASETS.build(dict(
-            type='HybridPairDataset', dataset=inner if wrapper ==
-            'HybridPairDataset' else dict(lt, profile='none'),
-            pipeline=(load if wrapper == 'HybridPairDataset' else []) + pack))
+        dataset = DATASETS.build(
+            dict(
+                type='HybridPairDataset',
+                dataset=inner if wrapper == 'HybridPairDataset' else dict(
+                    lt, profile='none'),
+                pipeline=(load if wrapper == 'HybridPairDataset' else []) +
+                pack))
         index, where = (0, 4), 'sample 4'
     with pytest.raises(Exception) as error:
         dataset[index]
@@ -350,10 +390,14 @@ def test_errors_that_name_the_file_are_unchanged(tmp_path):
     path = _broken_folder(tmp_path, 'garbage')
     for load, text in (('CheckedLoadImageFromFile', 'cannot be decoded'),
                        ('LoadImageFromFile', 'failed to load image')):
-        dataset = DATASETS.build(dict(
-            type='LongTailedDataset', profile='none', dataset=dict(
-                type='CustomDataset', data_root=str(tmp_path / 'train'),
-                pipeline=[dict(type=load)])))
+        dataset = DATASETS.build(
+            dict(
+                type='LongTailedDataset',
+                profile='none',
+                dataset=dict(
+                    type='CustomDataset',
+                    data_root=str(tmp_path / 'train'),
+                    pipeline=[dict(type=load)])))
         with pytest.raises(Exception) as error:
             dataset[4]
         assert str(path) in str(error.value) and text in str(error.value)

@@ -15,16 +15,16 @@ from typing import Dict, List
 
 import pytest
 import torch
+from conftest import REPO_ROOT, make_image_folder
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import MessageHub
 from mmengine.registry import FUNCTIONS, DefaultScope
 from mmengine.runner import Runner
 from mmpretrain.registry import DATA_SAMPLERS, DATASETS, MODELS
 from mmpretrain.structures import DataSample
+from tool_runner import load_tool
 
 import mmlt_hybrid  # noqa: F401
-from conftest import REPO_ROOT, make_image_folder
-from tool_runner import load_tool
 from mmlt_hybrid.datasets import ClassBalancedPairSampler, HybridPairDataset
 from mmlt_hybrid.models.utils import HybridDataPreprocessor
 
@@ -97,20 +97,20 @@ def _stand_in(dataset: Dict, num_classes: int, tmp: Path) -> Dict:
         ]
         ann = root / 'list.txt'
         ann.write_text('\n'.join(lines) + '\n')
-        return dict(dataset, data_root=str(root), ann_file=str(ann),
-                    data_prefix='')
+        return dict(
+            dataset, data_root=str(root), ann_file=str(ann), data_prefix='')
     root = tmp / f'folder_{num_classes}'
     if not root.exists():
-        make_image_folder(root, [100] * 2 + [20] * (num_classes - 2),
-                          test_per_class=1)
+        make_image_folder(
+            root, [100] * 2 + [20] * (num_classes - 2), test_per_class=1)
     return dict(dataset, data_root=str(root))
 
 
 def _load(name: str, tmp: Path) -> Config:
     cfg = Config.fromfile(str(CONFIG_DIR / name))
     n = _num_classes(cfg)
-    cfg.train_dataloader.dataset = _stand_in(cfg.train_dataloader.dataset,
-                                             n, tmp)
+    cfg.train_dataloader.dataset = _stand_in(cfg.train_dataloader.dataset, n,
+                                             tmp)
     for split in ('val_dataloader', 'test_dataloader'):
         cfg[split].dataset = _stand_in(cfg[split].dataset, n, tmp)
     return cfg
@@ -135,8 +135,8 @@ def training_step():
 
 def _train_collate(cfg: Config):
     """The training collate function, as the Runner builds it."""
-    spec = dict(cfg.train_dataloader.get('collate_fn',
-                                         dict(type='pseudo_collate')))
+    spec = dict(
+        cfg.train_dataloader.get('collate_fn', dict(type='pseudo_collate')))
     return functools.partial(FUNCTIONS.get(spec.pop('type')), **spec)
 
 
@@ -211,12 +211,10 @@ def test_config_builds(name, data_tmp, training_step):
             assert tensor.shape == (4, ) + shape
             assert tensor.dtype == torch.float32
         samples = out['data_samples']
-        assert [_label(s) for s in samples['uniform']] == [
-            labels[i] for i, _, _ in triples
-        ]
-        assert [_label(s) for s in samples['balanced']] == [
-            labels[j] for _, j, _ in triples
-        ]
+        assert [_label(s) for s in samples['uniform']
+                ] == [labels[i] for i, _, _ in triples]
+        assert [_label(s) for s in samples['balanced']
+                ] == [labels[j] for _, j, _ in triples]
     else:
         # Single images of the same set, uniformly shuffled (CE, LA-CE,
         # Hybrid-*-LA) or class-balanced (CE-CBS).
@@ -238,8 +236,9 @@ def test_config_builds(name, data_tmp, training_step):
         if pre.classifier_view:
             views = train['inputs']['views'] + [train['inputs']['cls']]
             assert len(views) == pre.num_views + 1
-        assert len(views) == (pre.num_views + pre.classifier_view
-                              if pre.view_single_images else 1)
+        assert len(views) == (
+            pre.num_views +
+            pre.classifier_view if pre.view_single_images else 1)
         for view in views:
             assert view.shape == test['inputs'].shape == (8, ) + shape
             # The preprocessor augments the training batch only.
@@ -281,8 +280,8 @@ def _one_iteration_cfg(cfg: Config, work_dir: Path) -> Config:
 @pytest.mark.parametrize('name', CIFAR_CONFIGS)
 def test_cifar_config_trains_one_iteration(name, data_tmp, tmp_path):
     """One real training iteration: finite loss, parameters move."""
-    cfg = _one_iteration_cfg(_load(name, data_tmp),
-                             tmp_path / name.replace('/', '_')[:-3])
+    cfg = _one_iteration_cfg(
+        _load(name, data_tmp), tmp_path / name.replace('/', '_')[:-3])
     runner = Runner.from_cfg(cfg)
     before = {
         k: v.detach().clone()
@@ -301,8 +300,9 @@ def test_cifar_config_trains_one_iteration(name, data_tmp, tmp_path):
     else:
         # alpha = 1 at the start: the feature branch carries the loss.
         assert any(k.startswith('feat_head.') for k in moved)
-        hook = [h for h in cfg.custom_hooks
-                if h['type'] == 'HybridTransitionHook'][0]
+        hook = [
+            h for h in cfg.custom_hooks if h['type'] == 'HybridTransitionHook'
+        ][0]
         # parabolic: 1 at the first iteration; constant: its value.
         expected = hook.get('value') if hook['schedule'] == 'constant' else 1
         alpha = runner.message_hub.get_scalar('train/alpha').current()
@@ -355,8 +355,8 @@ def test_hybrid_configs_are_the_paper_recipe(name, dataset, num_classes, tau,
             model.head.loss.type) == ('LinearClsHead', num_classes, 64,
                                       'CrossEntropyLoss')
     head = model.feat_head
-    assert (head.type, head.in_channels, head.out_channels) == (
-        f'{feat}Head', 64, 128)
+    assert (head.type, head.in_channels, head.out_channels) == (f'{feat}Head',
+                                                                64, 128)
     assert head.get('hid_channels') is None  # hidden width = feature width
     assert (head.loss.type, head.loss.temperature) == (f'{feat}Loss', tau)
     if feat == 'PSC':
@@ -368,8 +368,8 @@ def test_hybrid_configs_are_the_paper_recipe(name, dataset, num_classes, tau,
     assert train.sampler.type == 'ClassBalancedPairSampler'
     assert train.dataset.type == 'HybridPairDataset'
     lt = train.dataset.dataset
-    assert (lt.type, lt.imbalance_factor, lt.profile, lt.seed) == (
-        'LongTailedDataset', 100, 'exp', 0)
+    assert (lt.type, lt.imbalance_factor, lt.profile,
+            lt.seed) == ('LongTailedDataset', 100, 'exp', 0)
     assert (lt.dataset.type, lt.dataset.split) == (dataset, 'train')
     assert (cfg.test_dataloader.dataset.type,
             cfg.test_dataloader.dataset.split) == (dataset, 'test')
@@ -417,12 +417,14 @@ def test_strong_recipe_configs(name):
     cfg = _train_tool_cfg(name)
     epochs = 400 if name.endswith('_400e.py') else 200
     pre = cfg.data_preprocessor
-    strong = ['BatchRandomCrop', 'BatchRandomFlip', 'BatchRandAugment',
-              'BatchCutout']
+    strong = [
+        'BatchRandomCrop', 'BatchRandomFlip', 'BatchRandAugment', 'BatchCutout'
+    ]
     if name.startswith('hybrid_bcl_'):
         assert [t['type'] for t in pre.balanced_transforms] == strong
         assert [t['type'] for t in pre.batch_transforms] == [
-            'BatchRandomCrop', 'BatchRandomFlip', 'BatchRandomGrayscale']
+            'BatchRandomCrop', 'BatchRandomFlip', 'BatchRandomGrayscale'
+        ]
     else:
         assert [t['type'] for t in pre.batch_transforms] == strong
         assert pre.get('balanced_transforms') is None  # the same for all
@@ -431,14 +433,14 @@ def test_strong_recipe_configs(name):
     assert (cosine.type, cosine.begin, cosine.end) == ('CosineAnnealingLR', 5,
                                                        epochs)
     assert cfg.train_cfg.max_epochs == epochs
-    base = Config.fromfile(str(CONFIG_DIR / (name.split('_strong_')[0] +
-                                             '.py')))
+    base = Config.fromfile(
+        str(CONFIG_DIR / (name.split('_strong_')[0] + '.py')))
     assert cfg.model.type == base.model.type
     assert cfg.model.get('cls_input') == base.model.get('cls_input')
     if name.endswith('_mix_200e.py'):  # Mixup / CutMix on the balanced part
         assert cfg.model.get('cls_input', 'balanced') == 'balanced'
-        assert [a['type'] for a in cfg.model.train_cfg.augments
-                ] == ['Mixup', 'CutMix']
+        assert [a['type']
+                for a in cfg.model.train_cfg.augments] == ['Mixup', 'CutMix']
     else:
         assert cfg.model.head.loss.type == 'LogitAdjustedLoss'
         assert 'train_cfg' not in cfg.model
@@ -491,8 +493,10 @@ def test_auto_scale_lr_keeps_the_lr_at_the_configs_own_batch(name):
 
     path = CONFIG_DIR / name
     train = load_tool('train.py')
-    cfg = train.merge_args(Config.fromfile(str(path)), train.parse_args(
-        [str(path), '--auto-scale-lr', '--work-dir', 'unused']))
+    cfg = train.merge_args(
+        Config.fromfile(str(path)),
+        train.parse_args(
+            [str(path), '--auto-scale-lr', '--work-dir', 'unused']))
     batch = cfg.train_dataloader.batch_size
     base = cfg.auto_scale_lr.base_batch_size
     lr = cfg.optim_wrapper.optimizer.lr
@@ -507,8 +511,8 @@ def test_auto_scale_lr_keeps_the_lr_at_the_configs_own_batch(name):
             chain += [(current.parent / b).resolve()
                       for b in Config._get_base_files(str(current))
                       if '::' not in b]
-        note = re.search(r'#.*\blr (\S+) is for (\d+) GPUs? x (\d+)\b',
-                         line or '')
+        note = re.search(r'#.*\blr (\S+) is for (\d+) GPUs? x (\d+)\b', line
+                         or '')
         assert note, (
             f'{name}: auto_scale_lr.base_batch_size={base} but '
             f'train_dataloader.batch_size={batch} (x 1 GPU), so '
@@ -518,11 +522,13 @@ def test_auto_scale_lr_keeps_the_lr_at_the_configs_own_batch(name):
         gpus, per_gpu = int(note[2]), int(note[3])
         assert (float(note[1]), per_gpu, gpus * per_gpu) == (lr, batch, base)
     # What --auto-scale-lr does (mmengine's Runner.scale_lr) on `gpus` GPUs.
-    wrapper = OptimWrapper(torch.optim.SGD(
-        [torch.nn.Parameter(torch.zeros(1))], lr=lr))
+    wrapper = OptimWrapper(
+        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr))
     runner = SimpleNamespace(
-        _train_dataloader=cfg.train_dataloader, world_size=gpus,
-        param_schedulers=None, logger=MMLogger.get_current_instance())
+        _train_dataloader=cfg.train_dataloader,
+        world_size=gpus,
+        param_schedulers=None,
+        logger=MMLogger.get_current_instance())
     assert cfg.auto_scale_lr.enable
     Runner.scale_lr(runner, wrapper, cfg.auto_scale_lr)
     assert wrapper.optimizer.param_groups[0]['lr'] == pytest.approx(lr)

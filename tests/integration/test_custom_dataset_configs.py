@@ -26,14 +26,14 @@ from typing import List
 
 import numpy as np
 import torch
+from conftest import make_image_folder
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
-from PIL import Image
 from mmpretrain.registry import DATASETS
+from PIL import Image
+from tool_runner import REPO_ROOT, run, scalars
 
 import mmlt_hybrid  # noqa: F401  (registers components; checkpoint globals)
-from conftest import make_image_folder
-from tool_runner import REPO_ROOT, run, scalars
 
 GUIDE = REPO_ROOT / 'docs' / 'custom_dataset.md'
 EXAMPLES = REPO_ROOT / 'configs' / 'examples'

@@ -9,7 +9,6 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from tool_runner import python_tool, run
 
 INAT = 'dataset_converters/inat2018.py'
@@ -30,17 +29,29 @@ def _write_inat(path, images, annotations, num_classes=3, drop=None):
         info=dict(year=2018, version='1.0', description='iNat2018'),
         licenses=[dict(id=0, name='CC BY 4.0', url='')],
         images=[
-            dict(id=i, file_name=name, width=800, height=600, license=0,
-                 rights_holder='someone') for i, name in images
+            dict(
+                id=i,
+                file_name=name,
+                width=800,
+                height=600,
+                license=0,
+                rights_holder='someone') for i, name in images
         ],
         annotations=[
             dict(id=k, image_id=i, category_id=c)
             for k, (i, c) in enumerate(annotations)
         ],
         categories=[
-            dict(id=c, name=f'species {c}', supercategory='Plantae',
-                 kingdom='Plantae', phylum='P', order='O', family='F',
-                 genus='G', **{'class': 'C'}) for c in range(num_classes)
+            dict(
+                id=c,
+                name=f'species {c}',
+                supercategory='Plantae',
+                kingdom='Plantae',
+                phylum='P',
+                order='O',
+                family='F',
+                genus='G',
+                **{'class': 'C'}) for c in range(num_classes)
         ])
     if drop is not None:
         del data[drop]
@@ -56,11 +67,11 @@ IMAGES = [(7, 'train_val2018/Plantae/2/b.jpg'),
           (5, 'train_val2018/Aves/0/d.jpg'),
           (1, 'train_val2018/Plantae/2/e.jpg')]
 ANNOTATIONS = [(1, 2), (11, 1), (3, 0), (7, 2), (5, 0)]
-EXPECTED_LINES = ['train_val2018/Plantae/2/b.jpg 2',
-                  'train_val2018/Aves/0/a.jpg 0',
-                  'train_val2018/Insecta/1/c.jpg 1',
-                  'train_val2018/Aves/0/d.jpg 0',
-                  'train_val2018/Plantae/2/e.jpg 2']
+EXPECTED_LINES = [
+    'train_val2018/Plantae/2/b.jpg 2', 'train_val2018/Aves/0/a.jpg 0',
+    'train_val2018/Insecta/1/c.jpg 1', 'train_val2018/Aves/0/d.jpg 0',
+    'train_val2018/Plantae/2/e.jpg 2'
+]
 
 
 @pytest.mark.parametrize('name, split, release_images',
@@ -88,9 +99,10 @@ def test_inat2018_release_sized_val_file_gives_no_warning(tmp_path):
     num_images, num_classes = 24426, 8142
     images = [(i, f'train_val2018/Plantae/{i % num_classes}/{i}.jpg')
               for i in range(num_images)]
-    ann = _write_inat(tmp_path / 'annotations.json', images,
-                      [(i, i % num_classes) for i in range(num_images)],
-                      num_classes=num_classes)
+    ann = _write_inat(
+        tmp_path / 'annotations.json',
+        images, [(i, i % num_classes) for i in range(num_images)],
+        num_classes=num_classes)
     out = tmp_path / 'val.txt'
     result = run(python_tool(INAT, ann, out))
     assert result.stderr == ''
@@ -124,14 +136,18 @@ def test_inat2018_release_sized_val_file_gives_no_warning(tmp_path):
         (dict(annotations=ANNOTATIONS[:4] + [(5, 3)]),
          ['annotations[4]', 'category_id 3', "'categories'"]),
     ],
-    ids=['no-images', 'no-annotations', 'no-categories', 'no-file-name',
-         'unannotated-image', 'unknown-image', 'duplicate-annotation',
-         'unknown-category'])
+    ids=[
+        'no-images', 'no-annotations', 'no-categories', 'no-file-name',
+        'unannotated-image', 'unknown-image', 'duplicate-annotation',
+        'unknown-category'
+    ])
 def test_inat2018_bad_annotation_file_fails_and_keeps_the_old_list(
         tmp_path, case, expected):
-    ann = _write_inat(tmp_path / 'train2018.json', IMAGES,
-                      case.get('annotations', ANNOTATIONS),
-                      drop=case.get('drop'))
+    ann = _write_inat(
+        tmp_path / 'train2018.json',
+        IMAGES,
+        case.get('annotations', ANNOTATIONS),
+        drop=case.get('drop'))
     if 'bad_image' in case:  # images[2] without 'file_name'
         data = json.loads(ann.read_text())
         data['images'][2] = case['bad_image']
@@ -166,15 +182,19 @@ def test_help_imports_only_the_standard_library(tool):
     command[1:1] = ['-X', 'importtime']
     result = run(command)
     assert 'usage:' in result.stdout
-    imported = {line.rsplit('|', 1)[-1].strip().split('.')[0]
-                for line in result.stderr.splitlines()}
-    assert not imported & {'torch', 'numpy', 'mmengine', 'mmpretrain',
-                           'mmlt_hybrid'}
+    imported = {
+        line.rsplit('|', 1)[-1].strip().split('.')[0]
+        for line in result.stderr.splitlines()
+    }
+    assert not imported & {
+        'torch', 'numpy', 'mmengine', 'mmpretrain', 'mmlt_hybrid'
+    }
 
 
-# Counts 101 / 100 / 20 / 20 / 19 / 5 around the metric's thresholds (many-shot:
-# more than 100 training images, few-shot: fewer than 20, medium-shot: the
-# rest): many {0}, medium {1, 2, 3}, few {4, 5}; IF = 101 / 5 = 20.2.
+# Counts 101 / 100 / 20 / 20 / 19 / 5 around the metric's thresholds
+# (many-shot: more than 100 training images, few-shot: fewer than 20,
+# medium-shot: the rest): many {0}, medium {1, 2, 3}, few {4, 5};
+# IF = 101 / 5 = 20.2.
 COUNTS = [101, 100, 20, 20, 19, 5]
 
 
@@ -187,8 +207,8 @@ def _write_list(root, counts, missing=()):
     for k in range(max(counts)):
         for label, count in enumerate(counts):
             if k < count:
-                entries.append((f'train/n{label:08d}/n{label:08d}_{k}.JPEG',
-                                label))
+                entries.append(
+                    (f'train/n{label:08d}/n{label:08d}_{k}.JPEG', label))
     for index, (path, _) in enumerate(entries):
         if index not in missing:
             (root / path).parent.mkdir(parents=True, exist_ok=True)
@@ -218,8 +238,10 @@ def checked(tmp_path_factory):
     clean_ann, _ = _write_list(clean, COUNTS)
     broken_ann, paths = _write_list(broken, BROKEN_COUNTS, missing=MISSING)
     with ThreadPoolExecutor(2) as pool:
-        jobs = [pool.submit(run, python_tool(CHECK, ann, root), check=False)
-                for ann, root in ((clean_ann, clean), (broken_ann, broken))]
+        jobs = [
+            pool.submit(run, python_tool(CHECK, ann, root), check=False)
+            for ann, root in ((clean_ann, clean), (broken_ann, broken))
+        ]
     return dict(clean=jobs[0].result(), broken=jobs[1].result(), paths=paths)
 
 
@@ -259,14 +281,10 @@ def test_check_lt_list_reports_missing_files_and_empty_labels(checked):
 
 
 @pytest.mark.parametrize(
-    'text, line',
-    [('a.jpg 0\nb.jpg\n', 2),
-     ('a.jpg 0\nb.jpg 1\nc.jpg one\n', 3),
-     ('a.jpg -1\n', 1),
-     ('a.jpg 0\n\nb.jpg 1\n', 2),
-     ('a.jpg 0\n 1\n', 2)],
-    ids=['no-label', 'word-label', 'negative-label', 'blank-line',
-         'no-path'])
+    'text, line', [('a.jpg 0\nb.jpg\n', 2),
+                   ('a.jpg 0\nb.jpg 1\nc.jpg one\n', 3), ('a.jpg -1\n', 1),
+                   ('a.jpg 0\n\nb.jpg 1\n', 2), ('a.jpg 0\n 1\n', 2)],
+    ids=['no-label', 'word-label', 'negative-label', 'blank-line', 'no-path'])
 def test_check_lt_list_malformed_line_names_its_number(tmp_path, text, line):
     for name in ('a.jpg', 'b.jpg', 'c.jpg'):
         (tmp_path / name).touch()

@@ -42,15 +42,19 @@ def test_check_fails_over_the_bounds(tmp_path):
     package.mkdir()
     (package / 'mod.py').write_text(SOURCE)
     # 8 / 16 = 50 %: over 15 % in total; the module has 16 code lines.
-    result = run(python_tool('analysis/guard_lines.py', package, '--check'),
-                 check=False)
+    result = run(
+        python_tool('analysis/guard_lines.py', package, '--check'),
+        check=False)
     assert result.returncode == 1
     assert '| total | 16 | 8 | 50.0% |' in result.stdout
     # A module under --min-lines is not bounded on its own, the total is.
-    result = run(python_tool('analysis/guard_lines.py', package, '--check',
-                             '--max-total', '0.5'), check=False)
+    result = run(
+        python_tool('analysis/guard_lines.py', package, '--check',
+                    '--max-total', '0.5'),
+        check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    result = run(python_tool('analysis/guard_lines.py', package, '--check',
-                             '--max-total', '0.5', '--min-lines', '10'),
-                 check=False)
+    result = run(
+        python_tool('analysis/guard_lines.py', package, '--check',
+                    '--max-total', '0.5', '--min-lines', '10'),
+        check=False)
     assert result.returncode == 1 and '(over)' in result.stdout

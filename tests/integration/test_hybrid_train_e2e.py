@@ -7,10 +7,9 @@ checkpoint logs the same alpha in epoch 3 as the uninterrupted run.
 
 import pytest
 import torch
+from tool_runner import REPO_ROOT, python_tool, run, scalars
 
 import mmlt_hybrid  # noqa: F401  (safe globals for the checkpoint)
-
-from tool_runner import REPO_ROOT, python_tool, run, scalars
 
 CONFIGS = REPO_ROOT / 'tests' / 'configs'
 MAX_EPOCHS = 3
@@ -44,21 +43,23 @@ def test_hybrid_trains_and_alpha_is_parabolic_across_resume(head, tmp_path):
     assert [r['iter'] for r in train] == list(range(1, 19))
     # The weighted terms add up to the logged total.
     for r in train:
-        assert r['loss'] == pytest.approx(r['loss_feat'] + r['loss_cls'],
-                                          rel=1e-5)
+        assert r['loss'] == pytest.approx(
+            r['loss_feat'] + r['loss_cls'], rel=1e-5)
     val = [r for r in records if 'long_tail/top1' in r]
     assert len(val) == 1 and 0 <= val[0]['long_tail/top1'] <= 100
 
-    state = torch.load(work_dir / 'epoch_3.pth', map_location='cpu',
-                       weights_only=True)['state_dict']
+    state = torch.load(
+        work_dir / 'epoch_3.pth', map_location='cpu',
+        weights_only=True)['state_dict']
     if head == 'psc':
         assert state['feat_head.prototypes'].shape == (10, 128)
     assert any(k.startswith('feat_head.') for k in state)
 
     # Resume the run from its epoch-2 checkpoint: epoch 3 again.
     resumed_dir = tmp_path / f'{head}_resumed'
-    run(python_tool('train.py', config, '--work-dir', resumed_dir,
-                    '--resume', work_dir / 'epoch_2.pth'))
+    run(
+        python_tool('train.py', config, '--work-dir', resumed_dir, '--resume',
+                    work_dir / 'epoch_2.pth'))
     resumed = _alpha_by_epoch(scalars(resumed_dir))
     assert set(resumed) == {3}
     assert len(resumed[3]) == 1
@@ -72,9 +73,10 @@ def test_default_sampler_is_refused_naming_the_pair_sampler(tmp_path):
     sampler and dataset to use, not train on mis-split labels."""
     result = run(
         python_tool(
-            'train.py', REPO_ROOT / 'configs' /
-            'quickstart_hybrid_sc_r20_synthetic.py', '--work-dir', tmp_path,
-            '--cfg-options', 'train_dataloader.sampler.type=DefaultSampler',
+            'train.py',
+            REPO_ROOT / 'configs' / 'quickstart_hybrid_sc_r20_synthetic.py',
+            '--work-dir', tmp_path, '--cfg-options',
+            'train_dataloader.sampler.type=DefaultSampler',
             'train_dataloader.drop_last=True',
             'train_dataloader.batch_size=8'),
         check=False)

@@ -14,11 +14,11 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import MessageHub, MMLogger
 from mmengine.runner import Runner
+from tool_runner import REPO_ROOT, TINY_CONFIG, scalars, tiny_overrides
 
 import mmlt_hybrid  # noqa: F401  (registers the components)
 from mmlt_hybrid.engine.hooks import HybridTransitionHook
 from mmlt_hybrid.utils import add_data_hooks
-from tool_runner import REPO_ROOT, TINY_CONFIG, scalars, tiny_overrides
 
 TINY_HYBRID_SC = REPO_ROOT / 'tests' / 'configs' / 'tiny_hybrid_sc.py'
 
@@ -43,15 +43,19 @@ class PairItems(torch.utils.data.Dataset):
     def __getitem__(self, index):
         from mmpretrain.structures import DataSample
         g = torch.Generator().manual_seed(index)
-        image = torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8,
-                              generator=g)
+        image = torch.randint(
+            0, 256, (3, 16, 16), dtype=torch.uint8, generator=g)
         return dict(
             inputs=dict(views=[image] * self.views, balanced=image),
-            data_samples=dict(uniform=DataSample().set_gt_label(0),
-                              balanced=DataSample().set_gt_label(0)))
+            data_samples=dict(
+                uniform=DataSample().set_gt_label(0),
+                balanced=DataSample().set_gt_label(0)))
 
 
-def pair_runner(work_dir, batch_size, data_views, num_views=None,
+def pair_runner(work_dir,
+                batch_size,
+                data_views,
+                num_views=None,
                 feat_head='SupConHead'):
     feat = dict(type=feat_head, out_channels=8)
     if feat_head == 'PSCHead':
@@ -73,10 +77,12 @@ def pair_runner(work_dir, batch_size, data_views, num_views=None,
             collate_fn=dict(type='pseudo_collate')),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         train_cfg=dict(by_epoch=True, max_epochs=2),
-        custom_hooks=[dict(type='HybridTransitionHook'),
-                      dict(type='ModelDataCheckHook')],
-        default_hooks=dict(checkpoint=None,
-                           logger=dict(type='LoggerHook', interval=1)),
+        custom_hooks=[
+            dict(type='HybridTransitionHook'),
+            dict(type='ModelDataCheckHook')
+        ],
+        default_hooks=dict(
+            checkpoint=None, logger=dict(type='LoggerHook', interval=1)),
         log_processor=dict(window_size=1),
         default_scope='mmpretrain',
         randomness=dict(seed=0),
@@ -86,15 +92,16 @@ def pair_runner(work_dir, batch_size, data_views, num_views=None,
 # SupCon is 0 at every step with fewer than 3 rows: one row has no
 # positive; two rows are a positive pair with nothing else in the
 # denominator (log 1 = 0) or no pair at all.
-@pytest.mark.parametrize('batch_size,data_views,num_views,rows', [
-    (1, 1, None, 1),  # the issue's case: one image, one view
-    (1, 2, None, 2),  # the shipped two views of a single image
-    (1, 1, 2, 2),  # the preprocessor makes the two views
-    (2, 1, None, 2),  # two images, one view each
-])
+@pytest.mark.parametrize(
+    'batch_size,data_views,num_views,rows',
+    [
+        (1, 1, None, 1),  # the issue's case: one image, one view
+        (1, 2, None, 2),  # the shipped two views of a single image
+        (1, 1, 2, 2),  # the preprocessor makes the two views
+        (2, 1, None, 2),  # two images, one view each
+    ])
 def test_supcon_with_fewer_than_3_rows_is_refused(tmp_path, batch_size,
-                                                  data_views, num_views,
-                                                  rows):
+                                                  data_views, num_views, rows):
     runner = pair_runner(tmp_path, batch_size, data_views, num_views)
     with pytest.raises(ValueError) as info:
         runner.train()
@@ -109,14 +116,18 @@ def test_supcon_with_fewer_than_3_rows_is_refused(tmp_path, batch_size,
 
 # Three identical rows (unaugmented views of one image): each anchor has two
 # positives of equal similarity s, l = -(1/2) * 2 * (s - log(2 e^s)) = log 2.
-@pytest.mark.parametrize('batch_size,data_views,num_views,feat_head,loss', [
-    (1, 3, None, 'SupConHead', math.log(2)),  # three views of the one image
-    (1, 1, 3, 'SupConHead', math.log(2)),  # the preprocessor makes them
-    (3, 1, None, 'SupConHead', None),  # three images of class 0
-    (1, 1, None, 'PSCHead', None),  # the class prototype is the positive
-])
-def test_settings_with_a_non_zero_feature_loss_train(
-        tmp_path, batch_size, data_views, num_views, feat_head, loss):
+@pytest.mark.parametrize(
+    'batch_size,data_views,num_views,feat_head,loss',
+    [
+        (1, 3, None, 'SupConHead',
+         math.log(2)),  # three views of the one image
+        (1, 1, 3, 'SupConHead', math.log(2)),  # the preprocessor makes them
+        (3, 1, None, 'SupConHead', None),  # three images of class 0
+        (1, 1, None, 'PSCHead', None),  # the class prototype is the positive
+    ])
+def test_settings_with_a_non_zero_feature_loss_train(tmp_path, batch_size,
+                                                     data_views, num_views,
+                                                     feat_head, loss):
     runner = pair_runner(tmp_path, batch_size, data_views, num_views,
                          feat_head)
     runner.train()
@@ -141,8 +152,8 @@ def test_quick_start_with_batch_1_is_refused(tmp_path):
     """The shipped two views of one image per step: loss_feat 0.0000 in
     every iteration of the run on today's code."""
     cfg = tiny_hybrid_cfg(tmp_path, **{'train_dataloader.batch_size': 1})
-    with pytest.raises(ValueError,
-                       match=r'train_dataloader\.batch_size=1.*2 view'):
+    with pytest.raises(
+            ValueError, match=r'train_dataloader\.batch_size=1.*2 view'):
         Runner.from_cfg(cfg).train()
     assert not scalars(tmp_path)
 
@@ -152,8 +163,8 @@ def test_quick_start_with_batch_1_is_refused(tmp_path):
 
 def test_hybrid_head_with_more_classes_than_the_data_is_refused(tmp_path):
     cfg = tiny_hybrid_cfg(tmp_path, **{'model.head.num_classes': 20})
-    with pytest.raises(ValueError,
-                       match=r'model\.head\.num_classes=20.*10 classes'):
+    with pytest.raises(
+            ValueError, match=r'model\.head\.num_classes=20.*10 classes'):
         Runner.from_cfg(cfg).train()
 
 
@@ -163,44 +174,57 @@ def test_stock_config_gets_the_class_check(tiny_folder, tmp_path):
     folder's 10 are refused."""
     cfg = Config.fromfile(str(TINY_CONFIG))
     cfg.merge_from_dict(tiny_overrides(tiny_folder))
-    cfg.merge_from_dict({'model.head.num_classes': 20,
-                         'train_dataloader.num_workers': 0})
+    cfg.merge_from_dict({
+        'model.head.num_classes': 20,
+        'train_dataloader.num_workers': 0
+    })
     cfg.work_dir = str(tmp_path)
     cfg.log_level = 'WARNING'
     assert add_data_hooks(cfg) == ['ClassCountsHook', 'ModelDataCheckHook']
-    assert cfg.custom_hooks == [dict(type='ClassCountsHook'),
-                                dict(type='ModelDataCheckHook')]
-    with pytest.raises(ValueError,
-                       match=r'model\.head\.num_classes=20.*10 classes'):
+    assert cfg.custom_hooks == [
+        dict(type='ClassCountsHook'),
+        dict(type='ModelDataCheckHook')
+    ]
+    with pytest.raises(
+            ValueError, match=r'model\.head\.num_classes=20.*10 classes'):
         Runner.from_cfg(cfg).train()
 
 
 def test_data_hooks_added_to_every_training_config():
-    plain = Config(dict(train_dataloader=dict(batch_size=2),
-                        val_evaluator=dict(type='Accuracy')))
+    plain = Config(
+        dict(
+            train_dataloader=dict(batch_size=2),
+            val_evaluator=dict(type='Accuracy')))
     assert add_data_hooks(plain) == ['ClassCountsHook', 'ModelDataCheckHook']
-    assert plain.custom_hooks == [dict(type='ClassCountsHook'),
-                                  dict(type='ModelDataCheckHook')]
+    assert plain.custom_hooks == [
+        dict(type='ClassCountsHook'),
+        dict(type='ModelDataCheckHook')
+    ]
     assert add_data_hooks(plain) == []  # once
     no_training = Config(dict(test_evaluator=dict(type='Accuracy')))
     assert add_data_hooks(no_training) == []
     assert 'custom_hooks' not in no_training
     # A LongTailAccuracy without data to evaluate needs only the counts.
-    testing = Config(dict(test_evaluator=dict(type='LongTailAccuracy'),
-                          custom_hooks=[dict(type='EMAHook')]))
+    testing = Config(
+        dict(
+            test_evaluator=dict(type='LongTailAccuracy'),
+            custom_hooks=[dict(type='EMAHook')]))
     assert add_data_hooks(testing) == ['ClassCountsHook']
-    assert testing.custom_hooks == [dict(type='EMAHook'),
-                                    dict(type='ClassCountsHook')]
+    assert testing.custom_hooks == [
+        dict(type='EMAHook'),
+        dict(type='ClassCountsHook')
+    ]
     # Evaluating data (tools/test.py, or validation) gets the check too:
     # the metric's counts and the evaluation set's classes against the
     # training data's, with any metric.
     for loader in ('test_dataloader', 'val_dataloader'):
-        for metric, expected in (
-                ('Accuracy', ['ModelDataCheckHook']),
-                ('LongTailAccuracy',
-                 ['ClassCountsHook', 'ModelDataCheckHook'])):
-            evaluating = Config({loader: dict(batch_size=2),
-                                 'test_evaluator': dict(type=metric)})
+        for metric, expected in (('Accuracy', ['ModelDataCheckHook']),
+                                 ('LongTailAccuracy',
+                                  ['ClassCountsHook', 'ModelDataCheckHook'])):
+            evaluating = Config({
+                loader: dict(batch_size=2),
+                'test_evaluator': dict(type=metric)
+            })
             assert add_data_hooks(evaluating) == expected, (loader, metric)
             assert add_data_hooks(evaluating) == []  # once
 
@@ -218,8 +242,12 @@ class WithAlpha(torch.nn.Module):
 
 def fake_runner(max_epochs, max_iters=None, name='never'):
     return SimpleNamespace(
-        model=WithAlpha(), epoch=0, iter=0, max_epochs=max_epochs,
-        max_iters=max_iters or 4 * max_epochs, train_loop=None,
+        model=WithAlpha(),
+        epoch=0,
+        iter=0,
+        max_epochs=max_epochs,
+        max_iters=max_iters or 4 * max_epochs,
+        train_loop=None,
         message_hub=MessageHub.get_instance(f'never_{name}'))
 
 
@@ -237,13 +265,15 @@ def warnings_logged():
         logger.removeHandler(handler)
 
 
-@pytest.mark.parametrize('hook_args,max_epochs', [
-    (dict(), 1),  # parabolic: 1 - (0 / 1)^2 = 1 in the only epoch
-    (dict(schedule='linear'), 1),
-    (dict(schedule='cosine'), 1),
-    (dict(schedule='step', switch_epoch=3), 3),  # switches after the end
-    (dict(schedule='constant', value=1.0), 5),
-])
+@pytest.mark.parametrize(
+    'hook_args,max_epochs',
+    [
+        (dict(), 1),  # parabolic: 1 - (0 / 1)^2 = 1 in the only epoch
+        (dict(schedule='linear'), 1),
+        (dict(schedule='cosine'), 1),
+        (dict(schedule='step', switch_epoch=3), 3),  # switches after the end
+        (dict(schedule='constant', value=1.0), 5),
+    ])
 def test_schedule_without_classifier_weight_is_warned_about(
         hook_args, max_epochs):
     hook = HybridTransitionHook(**hook_args)
@@ -257,12 +287,14 @@ def test_schedule_without_classifier_weight_is_warned_about(
     assert 'loss_cls' in message and 'train_cfg.max_epochs' in message
 
 
-@pytest.mark.parametrize('hook_args,max_epochs', [
-    (dict(schedule='linear'), 2),  # alpha 1, 0.5
-    (dict(schedule='step', switch_epoch=2), 3),  # 1, 1, 0
-    (dict(schedule='constant', value=0.9), 1),
-    (dict(by_epoch=False), 1),  # per iteration: 1, 15/16, 3/4, 7/16
-])
+@pytest.mark.parametrize(
+    'hook_args,max_epochs',
+    [
+        (dict(schedule='linear'), 2),  # alpha 1, 0.5
+        (dict(schedule='step', switch_epoch=2), 3),  # 1, 1, 0
+        (dict(schedule='constant', value=0.9), 1),
+        (dict(by_epoch=False), 1),  # per iteration: 1, 15/16, 3/4, 7/16
+    ])
 def test_schedules_with_classifier_weight_give_no_warning(
         hook_args, max_epochs):
     hook = HybridTransitionHook(**hook_args)

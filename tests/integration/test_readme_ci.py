@@ -49,10 +49,14 @@ def test_ci_fails_on_failures_and_on_no_tests(tmp_path):
     empty.mkdir()
     cases = {
         # (first command, second command): expected exit status
-        ('true', f'{python} -m pytest -q -p no:cacheprovider {ok_tests}'): 0,
-        ('false', 'true'): 1,
-        ('true', 'exit 3'): 3,
-        ('true', f'{python} -m pytest -q -p no:cacheprovider {empty}'): 1,
+        ('true', f'{python} -m pytest -q -p no:cacheprovider {ok_tests}'):
+        0,
+        ('false', 'true'):
+        1,
+        ('true', 'exit 3'):
+        3,
+        ('true', f'{python} -m pytest -q -p no:cacheprovider {empty}'):
+        1,
     }
     for index, ((first, second), status) in enumerate(cases.items()):
         ci = _fake_repo(tmp_path / f'repo{index}', [first, second])
@@ -63,13 +67,12 @@ def test_ci_fails_on_failures_and_on_no_tests(tmp_path):
 
 
 def test_ci_needs_exactly_two_commands(tmp_path):
-    ci = _fake_repo(tmp_path / 'three', ['# a comment', 'true', 'true',
-                                         'true'])
+    ci = _fake_repo(tmp_path / 'three',
+                    ['# a comment', 'true', 'true', 'true'])
     result = run(['bash', ci, '--print'], check=False)
     assert result.returncode == 1
     assert 'expected 2 quick-start commands' in result.stderr
     ci = _fake_repo(tmp_path / 'continued',
                     ['echo one \\', '  two', '', 'echo three'])
-    assert run(['bash', ci, '--print']).stdout.splitlines() == [
-        'echo one two', 'echo three'
-    ]
+    assert run(['bash', ci, '--print'
+                ]).stdout.splitlines() == ['echo one two', 'echo three']

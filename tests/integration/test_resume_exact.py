@@ -27,10 +27,10 @@ tested.
 """
 import pytest
 import torch
-
-import mmlt_hybrid  # noqa: F401  (safe globals for torch.load below)
 from conftest import make_image_folder
 from tool_runner import REPO_ROOT, python_tool, run, scalars
+
+import mmlt_hybrid  # noqa: F401  (safe globals for torch.load below)
 
 CONFIGS = REPO_ROOT / 'tests' / 'configs'
 SHIPPED = CONFIGS / 'tiny_hybrid_cifar10lt_folder.py'
@@ -98,7 +98,8 @@ def test_resume_is_bit_exact(case, lt_folder, tmp_path):
     config, extra = CASES[case]
     options = _options(lt_folder, extra)
     full, resumed = tmp_path / 'full', tmp_path / 'resumed'
-    run(python_tool('train.py', config, '--work-dir', full, '--cfg-options',
+    run(
+        python_tool('train.py', config, '--work-dir', full, '--cfg-options',
                     *options))
     out = run(
         python_tool('train.py', config, '--work-dir', resumed, '--resume',
@@ -110,8 +111,8 @@ def test_resume_is_bit_exact(case, lt_folder, tmp_path):
     assert losses_resumed == losses_full  # exact float equality
 
     weights = {
-        name: torch.load(path / 'epoch_4.pth', map_location='cpu')
-        ['state_dict']
+        name: torch.load(path / 'epoch_4.pth',
+                         map_location='cpu')['state_dict']
         for name, path in (('full', full), ('resumed', resumed))
     }
     assert weights['full'].keys() == weights['resumed'].keys()

@@ -23,10 +23,10 @@ import shutil
 
 import pytest
 import torch
+from tool_runner import TINY_CONFIG, load_tool, scalars, tiny_cfg_options
 
 import mmlt_hybrid  # noqa: F401  (safe globals for torch.load below)
 from mmlt_hybrid.utils import check_checkpoint, find_resume_checkpoint
-from tool_runner import TINY_CONFIG, load_tool, scalars, tiny_cfg_options
 
 
 @pytest.fixture(autouse=True)
@@ -42,16 +42,22 @@ def _load(path):
 def _train(work_dir, folder, *args, **options):
     """tools/train.py in-process; ``options`` as in tiny_cfg_options."""
     load_tool('train.py').main([
-        str(TINY_CONFIG), '--work-dir', str(work_dir), *args,
-        '--cfg-options', *tiny_cfg_options(folder, **options)])
+        str(TINY_CONFIG), '--work-dir',
+        str(work_dir), *args, '--cfg-options',
+        *tiny_cfg_options(folder, **options)
+    ])
 
 
 @pytest.fixture(scope='module')
 def trained(tiny_folder, tmp_path_factory):
     """One epoch of the stock config (LinearClsHead, CrossEntropyLoss)."""
     work_dir = tmp_path_factory.mktemp('round2') / 'trained'
-    _train(work_dir, tiny_folder, '--no-validate', train_cfg__max_epochs=1,
-           train_dataloader__num_workers=0)
+    _train(
+        work_dir,
+        tiny_folder,
+        '--no-validate',
+        train_cfg__max_epochs=1,
+        train_dataloader__num_workers=0)
     assert (work_dir / 'epoch_1.pth').is_file()
     return work_dir
 
@@ -107,8 +113,12 @@ def test_copied_work_dir_resumes_its_own_checkpoint(trained, tiny_folder,
     assert _record(copy) == str(trained / 'epoch_1.pth')
     capsys.readouterr()
     # max_epochs=1: the checkpoint is at the end; loaded, nothing trained.
-    _train(copy, tiny_folder, '--resume', '--no-validate',
-           train_cfg__max_epochs=1)
+    _train(
+        copy,
+        tiny_folder,
+        '--resume',
+        '--no-validate',
+        train_cfg__max_epochs=1)
     out = capsys.readouterr().out
     assert f'Load checkpoint from {copy / "epoch_1.pth"}' in out, out[-3000:]
     assert f'Load checkpoint from {trained}' not in out
@@ -128,8 +138,12 @@ def test_record_into_another_folder_without_own_file_is_refused(
     work_dir.mkdir()
     (work_dir / 'last_checkpoint').write_text(str(trained / 'epoch_1.pth'))
     with pytest.raises(FileNotFoundError) as error:
-        _train(work_dir, tiny_folder, '--resume', '--no-validate',
-               train_cfg__max_epochs=2)
+        _train(
+            work_dir,
+            tiny_folder,
+            '--resume',
+            '--no-validate',
+            train_cfg__max_epochs=2)
     message = str(error.value)
     assert repr(str(trained / 'epoch_1.pth')) in message
     assert f"{work_dir} has no 'epoch_1.pth'" in message
@@ -141,13 +155,19 @@ def test_record_into_another_folder_without_own_file_is_refused(
 # ------------------------------------------------- 2. exact resume
 
 CASES = {
-    'no_workers': dict(train_dataloader__num_workers=0,
-                       train_dataloader__persistent_workers=False),
-    'one_worker': dict(train_dataloader__num_workers=1,
-                       train_dataloader__persistent_workers=False),
-    'seed_none': dict(train_dataloader__num_workers=0,
-                      train_dataloader__persistent_workers=False,
-                      randomness__seed=None),
+    'no_workers':
+    dict(
+        train_dataloader__num_workers=0,
+        train_dataloader__persistent_workers=False),
+    'one_worker':
+    dict(
+        train_dataloader__num_workers=1,
+        train_dataloader__persistent_workers=False),
+    'seed_none':
+    dict(
+        train_dataloader__num_workers=0,
+        train_dataloader__persistent_workers=False,
+        randomness__seed=None),
 }
 
 
@@ -157,12 +177,13 @@ def _epoch2_losses(work_dir):
 
 
 @pytest.mark.parametrize('case', list(CASES))
-def test_stock_config_resumes_bit_exactly(case, tiny_folder, tmp_path,
-                                          capsys):
+def test_stock_config_resumes_bit_exactly(case, tiny_folder, tmp_path, capsys):
     """2 epochs straight vs epoch 1's checkpoint resumed to 2 (validation
     after every epoch): weights and epoch 2's losses equal."""
-    options = dict(CASES[case], train_cfg__max_epochs=2,
-                   default_hooks__checkpoint__max_keep_ckpts=-1)
+    options = dict(
+        CASES[case],
+        train_cfg__max_epochs=2,
+        default_hooks__checkpoint__max_keep_ckpts=-1)
     full, resumed = tmp_path / 'full', tmp_path / 'resumed'
     _train(full, tiny_folder, **options)
     capsys.readouterr()
@@ -173,11 +194,15 @@ def test_stock_config_resumes_bit_exactly(case, tiny_folder, tmp_path,
 
     losses = _epoch2_losses(full)
     assert [r[0] for r in losses] == list(range(16, 31))
-    weights = {name: _load(path / 'epoch_2.pth')['state_dict']
-               for name, path in (('full', full), ('resumed', resumed))}
+    weights = {
+        name: _load(path / 'epoch_2.pth')['state_dict']
+        for name, path in (('full', full), ('resumed', resumed))
+    }
     assert weights['full'].keys() == weights['resumed'].keys()
-    differ = [key for key, value in weights['full'].items()
-              if not torch.equal(value, weights['resumed'][key])]
+    differ = [
+        key for key, value in weights['full'].items()
+        if not torch.equal(value, weights['resumed'][key])
+    ]
     assert not differ, f'{len(differ)} tensors differ, e.g. {differ[:3]}'
     assert _epoch2_losses(resumed) == losses  # exact float equality
     epoch1 = _load(full / 'epoch_1.pth')
@@ -201,8 +226,10 @@ EQUAL_COUNTS = 'model.head.class_counts=[' + ','.join(['24'] * 10) + ']'
 
 def _test(checkpoint, folder, work_dir, *options):
     return load_tool('test.py').main([
-        str(TINY_CONFIG), str(checkpoint), '--work-dir', str(work_dir),
-        '--cfg-options', *tiny_cfg_options(folder), *options])
+        str(TINY_CONFIG),
+        str(checkpoint), '--work-dir',
+        str(work_dir), '--cfg-options', *tiny_cfg_options(folder), *options
+    ])
 
 
 def test_posthoc_head_evaluates_a_cross_entropy_checkpoint(
@@ -234,16 +261,14 @@ def test_class_prior_loss_missing_from_a_cross_entropy_checkpoint(
 def test_posthoc_head_without_any_counts_says_where_to_give_them(
         trained, tiny_folder, tmp_path):
     with pytest.raises(ValueError) as error:
-        _test(trained / 'epoch_1.pth', tiny_folder, tmp_path / 'none',
-              POSTHOC)
+        _test(trained / 'epoch_1.pth', tiny_folder, tmp_path / 'none', POSTHOC)
     message = str(error.value)
     assert 'posthoc_tau=1.0' in message
     assert 'model.head.class_counts=[n0,n1,...]' in message
     assert 'posthoc_tau=0' in message
 
 
-def test_other_missing_keys_are_still_refused(trained, tiny_folder,
-                                              tmp_path):
+def test_other_missing_keys_are_still_refused(trained, tiny_folder, tmp_path):
     checkpoint = _load(trained / 'epoch_1.pth')
     del checkpoint['state_dict']['head.fc.bias']
     damaged = tmp_path / 'no_bias.pth'

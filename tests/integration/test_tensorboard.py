@@ -10,12 +10,10 @@ hold the losses, alpha, the learning rate and the long-tail accuracies, and
 a missing package fails these tests, it does not skip them.
 """
 import re
-import tomllib
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import \
-    EventAccumulator
-
+import tomllib
+from tensorboard.backend.event_processing import event_accumulator
 from tool_runner import REPO_ROOT, load_tool, python_tool, run, scalars
 
 #: The switch, as README.md shows it.
@@ -24,8 +22,10 @@ SWITCH = ("visualizer = dict(vis_backends=[dict(type='LocalVisBackend'), "
 
 
 def _requirement_names(requirements):
-    return {re.split(r'[<>=!~\[; ]', r, maxsplit=1)[0].lower()
-            for r in requirements}
+    return {
+        re.split(r'[<>=!~\[; ]', r, maxsplit=1)[0].lower()
+        for r in requirements
+    }
 
 
 def test_tensorboard_is_an_extra_and_installed_by_the_tests_extra():
@@ -60,12 +60,15 @@ def tb_run(tmp_path_factory):
     run(python_tool('train.py', config, '--work-dir', work_dir))
     events = sorted(work_dir.glob('*/vis_data/events.out.tfevents.*'))
     assert len(events) == 1, events
-    accumulator = EventAccumulator(str(events[0]), size_guidance={
-        'scalars': 0,
-    }).Reload()
+    accumulator = event_accumulator.EventAccumulator(
+        str(events[0]), size_guidance={
+            'scalars': 0,
+        }).Reload()
     curves = {
-        tag: {e.step: e.value
-              for e in accumulator.Scalars(tag)}
+        tag: {
+            e.step: e.value
+            for e in accumulator.Scalars(tag)
+        }
         for tag in accumulator.Tags()['scalars']
     }
     return work_dir, curves

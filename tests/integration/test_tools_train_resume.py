@@ -12,10 +12,16 @@ import pickle
 import pytest
 import torch
 from mmengine.config import Config
+from tool_runner import (
+    TINY_CONFIG,
+    load_tool,
+    python_tool,
+    run,
+    scalars,
+    tiny_cfg_options,
+)
 
 import mmlt_hybrid  # noqa: F401  (safe globals for torch.load below)
-from tool_runner import (TINY_CONFIG, load_tool, python_tool, run, scalars,
-                         tiny_cfg_options)
 
 
 @pytest.fixture(autouse=True)
@@ -41,10 +47,10 @@ def runs(tiny_folder, tmp_path_factory):
     """
     root = tmp_path_factory.mktemp('resume')
     options = tiny_cfg_options(
-        tiny_folder, param_scheduler__milestones='[2]',
-        param_scheduler__end=3)
+        tiny_folder, param_scheduler__milestones='[2]', param_scheduler__end=3)
     interrupted, full = root / 'interrupted', root / 'full'
-    run(python_tool('train.py', TINY_CONFIG, '--work-dir', interrupted,
+    run(
+        python_tool('train.py', TINY_CONFIG, '--work-dir', interrupted,
                     '--cfg-options', *options, 'train_cfg.max_epochs=2'))
     assert (interrupted / 'epoch_2.pth').is_file()
     assert not (interrupted / 'epoch_3.pth').exists()
@@ -52,10 +58,11 @@ def runs(tiny_folder, tmp_path_factory):
         python_tool('train.py', TINY_CONFIG, '--work-dir', interrupted,
                     '--resume', '--cfg-options', *options,
                     'train_cfg.max_epochs=3'))
-    run(python_tool('train.py', TINY_CONFIG, '--work-dir', full,
+    run(
+        python_tool('train.py', TINY_CONFIG, '--work-dir', full,
                     '--cfg-options', *options, 'train_cfg.max_epochs=3'))
-    return dict(interrupted=interrupted, full=full, resumed=resumed,
-                options=options)
+    return dict(
+        interrupted=interrupted, full=full, resumed=resumed, options=options)
 
 
 def _epoch3_train_records(work_dir):
@@ -105,8 +112,7 @@ def test_resume_equals_uninterrupted_run(runs):
         assert torch.equal(weights_resumed[key], weights_full[key]), key
     # Different from the epoch-2 weights: epoch 3 did train.
     weights_epoch2 = torch.load(
-        runs['interrupted'] / 'epoch_2.pth',
-        map_location='cpu')['state_dict']
+        runs['interrupted'] / 'epoch_2.pth', map_location='cpu')['state_dict']
     assert not torch.equal(weights_epoch2['head.fc.weight'],
                            weights_full['head.fc.weight'])
 
@@ -121,10 +127,12 @@ def test_test_tool_evaluates_trained_checkpoint(runs, tmp_path):
     checkpoint = runs['full'] / 'epoch_3.pth'
     predictions = tmp_path / 'pred.pkl'
     metrics_file = tmp_path / 'metrics.json'
-    run(python_tool('test.py', TINY_CONFIG, checkpoint, '--work-dir',
+    run(
+        python_tool('test.py', TINY_CONFIG, checkpoint, '--work-dir',
                     tmp_path / 'wd', '--out', predictions, '--cfg-options',
                     *runs['options']))
-    run(python_tool('test.py', TINY_CONFIG, checkpoint, '--work-dir',
+    run(
+        python_tool('test.py', TINY_CONFIG, checkpoint, '--work-dir',
                     tmp_path / 'wd2', '--out', metrics_file, '--out-item',
                     'metrics', '--cfg-options', *runs['options']))
 
@@ -152,8 +160,9 @@ def test_missing_files_give_clear_errors(tool, tmp_path):
     module = load_tool(f'{tool}.py')
     missing_config = tmp_path / 'no_such_config.py'
     checkpoint_args = [] if tool == 'train' else [str(TINY_CONFIG)]
-    with pytest.raises(FileNotFoundError, match='config file not found.*'
-                       'no_such_config.py'):
+    with pytest.raises(
+            FileNotFoundError, match='config file not found.*'
+            'no_such_config.py'):
         module.main([str(missing_config)] +
                     ([] if tool == 'train' else ['x.pth']))
     missing_ckpt = str(tmp_path / 'no_such.pth')
@@ -161,12 +170,14 @@ def test_missing_files_give_clear_errors(tool, tmp_path):
         argv = [str(TINY_CONFIG), '--resume', missing_ckpt]
     else:
         argv = checkpoint_args + [missing_ckpt]
-    with pytest.raises(FileNotFoundError,
-                       match='checkpoint.*file not found.*no_such.pth'):
+    with pytest.raises(
+            FileNotFoundError,
+            match='checkpoint.*file not found.*no_such.pth'):
         module.main(argv)
     if tool == 'train':
-        with pytest.raises(FileNotFoundError,
-                           match=r'checkpoint \(load_from\).*no_such.pth'):
+        with pytest.raises(
+                FileNotFoundError,
+                match=r'checkpoint \(load_from\).*no_such.pth'):
             module.main([
                 str(TINY_CONFIG), '--work-dir',
                 str(tmp_path / 'wd'), '--cfg-options',
@@ -192,8 +203,9 @@ def test_class_counts_hook_added_for_long_tail_accuracy(tool, argv):
         (dict(val_evaluator=[dict(type='Accuracy'), long_tail]), None,
          [dict(type='ClassCountsHook')]),
         (dict(test_evaluator=dict(type='Evaluator', metrics=[long_tail])),
-         [dict(type='EMAHook')],
-         [dict(type='EMAHook'), dict(type='ClassCountsHook')]),
+         [dict(type='EMAHook')
+          ], [dict(type='EMAHook'),
+              dict(type='ClassCountsHook')]),
         (dict(val_evaluator=long_tail), [dict(type='ClassCountsHook', x=1)],
          [dict(type='ClassCountsHook', x=1)]),
         (dict(val_evaluator=dict(type='Accuracy')), None, None),
@@ -209,15 +221,18 @@ def test_class_counts_hook_added_for_long_tail_accuracy(tool, argv):
 
 
 def test_train_flags_change_the_config():
-    cfg = _merged('train', dict(
-        optim_wrapper=dict(optimizer=dict(type='SGD')),
-        auto_scale_lr=dict(base_batch_size=128),
-        val_cfg=dict(), val_dataloader=dict(batch_size=2),
-        val_evaluator=dict(type='Accuracy'),
-        train_dataloader=dict(batch_size=2, persistent_workers=True)), [
-            'cfg.py', '--resume', 'a.pth', '--auto-scale-lr',
-            '--no-validate', '--no-persistent-workers', '--launcher',
-            'pytorch'
+    cfg = _merged(
+        'train',
+        dict(
+            optim_wrapper=dict(optimizer=dict(type='SGD')),
+            auto_scale_lr=dict(base_batch_size=128),
+            val_cfg=dict(),
+            val_dataloader=dict(batch_size=2),
+            val_evaluator=dict(type='Accuracy'),
+            train_dataloader=dict(batch_size=2, persistent_workers=True)),
+        [
+            'cfg.py', '--resume', 'a.pth', '--auto-scale-lr', '--no-validate',
+            '--no-persistent-workers', '--launcher', 'pytorch'
         ])
     assert cfg.resume is True and cfg.load_from == 'a.pth'
     assert cfg.auto_scale_lr == dict(base_batch_size=128, enable=True)
@@ -229,8 +244,10 @@ def test_train_flags_change_the_config():
     auto = _merged('train', dict(optim_wrapper=dict()), ['c.py', '--resume'])
     assert auto.resume is True and auto.load_from is None
 
-    with pytest.raises(ValueError, match='--auto-scale-lr needs auto_scale_lr'
-                       r'=dict\(base_batch_size=N\)'):
+    with pytest.raises(
+            ValueError,
+            match='--auto-scale-lr needs auto_scale_lr'
+            r'=dict\(base_batch_size=N\)'):
         _merged('train', dict(optim_wrapper=dict()),
                 ['cfg.py', '--auto-scale-lr'])
 
@@ -249,4 +266,5 @@ def test_test_out_adds_dump_results_to_every_evaluator_form():
         assert cfg.test_evaluator == expected
         assert cfg.load_from == 'ckpt.pth'
     with pytest.raises(SystemExit):
-        load_tool('test.py').parse_args(['cfg.py', 'ckpt.pth', '--out', 'p.json'])
+        load_tool('test.py').parse_args(
+            ['cfg.py', 'ckpt.pth', '--out', 'p.json'])

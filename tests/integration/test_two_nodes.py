@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import torch
+from tool_runner import REPO_ROOT, TOOLS, free_port, scalars
 
 import mmlt_hybrid  # noqa: F401  (safe globals for the checkpoint)
-from tool_runner import REPO_ROOT, TOOLS, free_port, scalars
 
 CONFIG = REPO_ROOT / 'configs' / 'quickstart_hybrid_sc_r20_synthetic.py'
 TIMEOUT_S = 240
@@ -31,14 +31,25 @@ OPTIONS = [
 
 def launch(work_dir, gpus, **env):
     """Start tools/dist_train.sh in the background."""
-    full_env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1',
-                    MKL_NUM_THREADS='1', PYTHONWARNINGS='ignore', **env)
-    return subprocess.Popen(
-        ['bash', str(TOOLS / 'dist_train.sh'), str(CONFIG), str(gpus),
-         '--work-dir', str(work_dir), '--no-validate', '--cfg-options',
-         *OPTIONS],
-        cwd=REPO_ROOT, env=full_env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
+    full_env = dict(
+        os.environ,
+        PYTHON=sys.executable,
+        OMP_NUM_THREADS='1',
+        MKL_NUM_THREADS='1',
+        PYTHONWARNINGS='ignore',
+        **env)
+    return subprocess.Popen([
+        'bash',
+        str(TOOLS / 'dist_train.sh'),
+        str(CONFIG),
+        str(gpus), '--work-dir',
+        str(work_dir), '--no-validate', '--cfg-options', *OPTIONS
+    ],
+                            cwd=REPO_ROOT,
+                            env=full_env,
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT,
+                            text=True)
 
 
 def wait_all(processes):
@@ -67,8 +78,9 @@ def wait_all(processes):
 
 
 def state_dict(work_dir):
-    return torch.load(work_dir / 'epoch_1.pth', map_location='cpu',
-                      weights_only=True)['state_dict']
+    return torch.load(
+        work_dir / 'epoch_1.pth', map_location='cpu',
+        weights_only=True)['state_dict']
 
 
 def test_two_nodes_train_like_one_node_with_two_processes(tmp_path):
@@ -81,8 +93,10 @@ def test_two_nodes_train_like_one_node_with_two_processes(tmp_path):
     processes = {
         'one node, 2 processes':
         launch(tmp_path / 'one_node', 2, PORT=str(one_port)),
-        'node 0': launch(tmp_path / 'node0', 1, NODE_RANK='0', **two_nodes),
-        'node 1': launch(tmp_path / 'node1', 1, NODE_RANK='1', **two_nodes),
+        'node 0':
+        launch(tmp_path / 'node0', 1, NODE_RANK='0', **two_nodes),
+        'node 1':
+        launch(tmp_path / 'node1', 1, NODE_RANK='1', **two_nodes),
     }
     outputs = wait_all(processes)
     assert 'Distributed training: True' in outputs['node 0']

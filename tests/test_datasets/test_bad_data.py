@@ -23,16 +23,16 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+from conftest import NoReadBack
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
-from PIL import Image
-
-import mmlt_hybrid  # noqa: F401
-from conftest import NoReadBack
 from mmpretrain.datasets import CIFAR10, CIFAR100
 from mmpretrain.models.utils import ClsDataPreprocessor
 from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS
+from PIL import Image
+
+import mmlt_hybrid  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 DATA_CONFIGS = REPO / 'configs' / '_base_' / 'datasets'
@@ -75,8 +75,10 @@ def test_damaged_image_of_the_test_set_is_named(folder, damage, problem):
     bad = first_image(folder, 'test')
     bad.write_bytes(damage)
     test_set = build(load('cifar10lt_folder', folder).test_dataloader.dataset)
-    index = [Path(test_set.get_data_info(i)['img_path'])
-             for i in range(len(test_set))].index(bad)
+    index = [
+        Path(test_set.get_data_info(i)['img_path'])
+        for i in range(len(test_set))
+    ].index(bad)
     with pytest.raises(OSError, match=f'{re.escape(str(bad))}.*{problem}'):
         test_set[index]
 
@@ -87,18 +89,20 @@ def test_empty_image_of_the_training_set_is_named(folder, hold_in_memory):
     sample, when the pair holding the file is read."""
     bad = first_image(folder, 'train')
     bad.write_bytes(b'')
-    cfg = load('cifar10lt_folder', folder, **{
-        'train_dataloader.dataset.dataset.imbalance_factor': 1,
-        'train_dataloader.dataset.hold_in_memory': hold_in_memory,
-    })
+    cfg = load(
+        'cifar10lt_folder', folder, **{
+            'train_dataloader.dataset.dataset.imbalance_factor': 1,
+            'train_dataloader.dataset.hold_in_memory': hold_in_memory,
+        })
     match = f'{re.escape(str(bad))}.*is empty'
     if hold_in_memory:
         with pytest.raises(OSError, match=match):
             build(cfg.train_dataloader.dataset)
         return
     train = build(cfg.train_dataloader.dataset)
-    index = [Path(train.get_data_info(i)['img_path'])
-             for i in range(len(train))].index(bad)
+    index = [
+        Path(train.get_data_info(i)['img_path']) for i in range(len(train))
+    ].index(bad)
     with pytest.raises(OSError, match=match):
         train[(0, index, 123)]
 
@@ -152,11 +156,13 @@ def test_image_of_another_size_in_a_test_batch_is_refused(folder):
 def test_image_of_another_size_in_the_held_training_set_is_named(folder):
     bad = sorted((folder / 'train' / 'class_004').glob('*.png'))[5]
     Image.fromarray(np.full((64, 64, 3), 200, np.uint8)).save(bad)
-    cfg = load('cifar10lt_folder', folder, **{
-        'train_dataloader.dataset.dataset.imbalance_factor': 1})
-    with pytest.raises(ValueError, match=r'shape \(3, 64, 64\) for index '
-                       rf'\d+ \({re.escape(str(bad))}\) after .*'
-                       r'\(3, 32, 32\)'):
+    cfg = load('cifar10lt_folder', folder,
+               **{'train_dataloader.dataset.dataset.imbalance_factor': 1})
+    with pytest.raises(
+            ValueError,
+            match=r'shape \(3, 64, 64\) for index '
+            rf'\d+ \({re.escape(str(bad))}\) after .*'
+            r'\(3, 32, 32\)'):
         build(cfg.train_dataloader.dataset)
 
 
@@ -207,20 +213,20 @@ def test_hidden_folders_and_files_are_skipped(folder):
         inner = folder / split / 'class_002' / '.ipynb_checkpoints'
         inner.mkdir()
         shutil.copy(first_image(folder, split), inner / 'y-checkpoint.png')
-        shutil.copy(first_image(folder, split),
-                    folder / split / 'class_005' / '._00000.png')
-    cfg = load('cifar10lt_folder', folder, **{
-        'train_dataloader.dataset.dataset.imbalance_factor': 1})
+        shutil.copy(
+            first_image(folder, split),
+            folder / split / 'class_005' / '._00000.png')
+    cfg = load('cifar10lt_folder', folder,
+               **{'train_dataloader.dataset.dataset.imbalance_factor': 1})
     names = [f'class_{c:03d}' for c in range(10)]
     for dataset, split in (
         (build(cfg.train_dataloader.dataset.dataset.dataset), 'train'),
         (build(cfg.test_dataloader.dataset), 'test'),
     ):
         assert list(dataset.metainfo['classes']) == names
-        expected = sorted(
-            (str(p), names.index(p.parent.name))
-            for p in (folder / split).glob('class_*/*.png')
-            if not p.name.startswith('.'))
+        expected = sorted((str(p), names.index(p.parent.name))
+                          for p in (folder / split).glob('class_*/*.png')
+                          if not p.name.startswith('.'))
         got = sorted((info['img_path'], info['gt_label'])
                      for info in (dataset.get_data_info(i)
                                   for i in range(len(dataset))))
@@ -233,8 +239,9 @@ def test_hidden_folders_and_files_are_skipped(folder):
 def test_class_names_given_that_do_not_match_the_folders(folder):
     (folder / 'test' / '.ipynb_checkpoints').mkdir()
     cfg = load('cifar10lt_folder', folder)
-    dataset = dict(cfg.test_dataloader.dataset,
-                   metainfo=dict(classes=[f'c{i}' for i in range(11)]))
+    dataset = dict(
+        cfg.test_dataloader.dataset,
+        metainfo=dict(classes=[f'c{i}' for i in range(11)]))
     with pytest.raises(ValueError, match='11 classes.*has 10 class folders'):
         build(dataset)
 
@@ -245,8 +252,9 @@ def test_class_names_given_that_do_not_match_the_folders(folder):
 @pytest.fixture
 def offline():
     """No network: every download attempt fails at once."""
-    with mock.patch('urllib.request.urlopen',
-                    side_effect=urllib.error.URLError('no network')) as m:
+    with mock.patch(
+            'urllib.request.urlopen',
+            side_effect=urllib.error.URLError('no network')) as m:
         yield m
 
 
@@ -268,14 +276,14 @@ def test_missing_cifar_training_data_says_where_and_leaves_nothing(
     assert not (tmp_path / 'absent').exists()
 
 
-def test_missing_cifar_data_in_an_existing_folder_keeps_it(tmp_path,
-                                                           offline):
+def test_missing_cifar_data_in_an_existing_folder_keeps_it(tmp_path, offline):
     root = tmp_path / 'cifar10'
     root.mkdir()
     (root / 'notes.txt').write_text('mine')
     cfg = load('cifar10lt', root)
-    with pytest.raises(FileNotFoundError,
-                       match=f'no CIFAR10 data at.*{re.escape(str(root))}'):
+    with pytest.raises(
+            FileNotFoundError,
+            match=f'no CIFAR10 data at.*{re.escape(str(root))}'):
         build(cfg.train_dataloader.dataset)
     assert sorted(p.name for p in root.iterdir()) == ['notes.txt']
 
@@ -287,8 +295,9 @@ def test_missing_cifar_test_data_is_not_downloaded(tmp_path, offline, name):
     root = tmp_path / 'absent' / 'cifar'
     cfg = load(name, root)
     for split in ('val_dataloader', 'test_dataloader'):
-        with pytest.raises(RuntimeError,
-                           match=f'Cannot find .* in {re.escape(str(root))}'):
+        with pytest.raises(
+                RuntimeError,
+                match=f'Cannot find .* in {re.escape(str(root))}'):
             build(cfg[split].dataset)
     assert not offline.called
     assert not (tmp_path / 'absent').exists()
@@ -300,8 +309,10 @@ def write_cifar10(root: Path, per_file: int = 10) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, _ in CIFAR10.train_list + CIFAR10.test_list:
         with open(folder / name, 'wb') as f:
-            pickle.dump(dict(data=np.zeros((per_file, 3072), np.uint8),
-                             labels=[k % 10 for k in range(per_file)]), f)
+            pickle.dump(
+                dict(
+                    data=np.zeros((per_file, 3072), np.uint8),
+                    labels=[k % 10 for k in range(per_file)]), f)
 
 
 def test_a_download_that_succeeds_still_builds(tmp_path):
@@ -312,8 +323,8 @@ def test_a_download_that_succeeds_still_builds(tmp_path):
     def download(url, download_root, **kwargs):
         write_cifar10(Path(download_root))
 
-    cfg = load('cifar10lt', root, **{
-        'train_dataloader.dataset.dataset.imbalance_factor': 1})
+    cfg = load('cifar10lt', root,
+               **{'train_dataloader.dataset.dataset.imbalance_factor': 1})
     with mock.patch('mmpretrain.datasets.cifar.download_and_extract_archive',
                     side_effect=download) as fetch, \
             mock.patch('mmpretrain.datasets.cifar.check_md5',

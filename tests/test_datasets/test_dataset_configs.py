@@ -29,25 +29,38 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+from cifar_augment import (
+    CROP,
+    FLIP_PROB,
+    GRAY_PROB,
+    GRAY_WEIGHTS_RGB,
+    PAD,
+    POSITIONS,
+    denormalise,
+    identify_cifar_draws,
+)
 from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.registry import FUNCTIONS
-from PIL import Image
-
-from cifar_augment import (CROP, FLIP_PROB, GRAY_PROB, GRAY_WEIGHTS_RGB, PAD,
-                           POSITIONS, denormalise, identify_cifar_draws)
-
-import mmlt_hybrid  # noqa: F401
-from mmlt_hybrid.datasets import (ClassBalancedPairSampler, HybridPairDataset,
-                                  LongTailedDataset, long_tailed_counts)
-from mmlt_hybrid.evaluation.metrics.long_tail_accuracy import LongTailAccuracy
-from mmlt_hybrid.models.utils import HybridDataPreprocessor
-from mmlt_hybrid.models.utils.batch_transforms import (BatchRandomCrop,
-                                                       BatchRandomFlip,
-                                                       BatchRandomGrayscale)
 from mmpretrain.datasets import CIFAR10, CIFAR100
 from mmpretrain.registry import DATA_SAMPLERS, DATASETS, METRICS, MODELS
 from mmpretrain.structures import DataSample
+from PIL import Image
+
+import mmlt_hybrid  # noqa: F401
+from mmlt_hybrid.datasets import (
+    ClassBalancedPairSampler,
+    HybridPairDataset,
+    LongTailedDataset,
+    long_tailed_counts,
+)
+from mmlt_hybrid.evaluation.metrics.long_tail_accuracy import LongTailAccuracy
+from mmlt_hybrid.models.utils import HybridDataPreprocessor
+from mmlt_hybrid.models.utils.batch_transforms import (
+    BatchRandomCrop,
+    BatchRandomFlip,
+    BatchRandomGrayscale,
+)
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs' / '_base_' / \
     'datasets'
@@ -139,8 +152,11 @@ def load(name: str, **overrides) -> Config:
     return cfg
 
 
-def write_fake_cifar(root: Path, cls, per_class_train: int,
-                     per_class_test: int, seed: int = 0) -> dict:
+def write_fake_cifar(root: Path,
+                     cls,
+                     per_class_train: int,
+                     per_class_test: int,
+                     seed: int = 0) -> dict:
     """Python-pickle batches in the layout mmpretrain's CIFAR class reads."""
     rng = np.random.default_rng(seed)
     num_classes = len(cls.METAINFO['classes'])
@@ -148,8 +164,7 @@ def write_fake_cifar(root: Path, cls, per_class_train: int,
     folder = root / cls.base_folder
     folder.mkdir(parents=True)
     arrays = {}
-    for split, files, per_class in (('train', cls.train_list,
-                                     per_class_train),
+    for split, files, per_class in (('train', cls.train_list, per_class_train),
                                     ('test', cls.test_list, per_class_test)):
         labels = rng.permutation(np.repeat(np.arange(num_classes), per_class))
         data = rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)
@@ -157,10 +172,11 @@ def write_fake_cifar(root: Path, cls, per_class_train: int,
         for (name, _), part in zip(
                 files, np.array_split(np.arange(len(labels)), len(files))):
             with open(folder / name, 'wb') as f:
-                pickle.dump({
-                    'data': data[part],
-                    label_key: labels[part].tolist()
-                }, f)
+                pickle.dump(
+                    {
+                        'data': data[part],
+                        label_key: labels[part].tolist()
+                    }, f)
     return arrays
 
 
@@ -175,8 +191,7 @@ def cifar_overrides(root, imbalance_factor) -> dict:
 
 def raw_cifar(info: dict) -> torch.Tensor:
     """The image of a CIFAR data info (RGB HWC) as a CHW tensor."""
-    return torch.from_numpy(np.ascontiguousarray(info['img'])).permute(
-        2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(info['img'])).permute(2, 0, 1)
 
 
 def raw_png(info: dict) -> torch.Tensor:
@@ -187,8 +202,8 @@ def raw_png(info: dict) -> torch.Tensor:
 
 def train_collate(cfg: Config):
     """The training collate function, as the Runner builds it."""
-    spec = dict(cfg.train_dataloader.get('collate_fn',
-                                         dict(type='pseudo_collate')))
+    spec = dict(
+        cfg.train_dataloader.get('collate_fn', dict(type='pseudo_collate')))
     return functools.partial(FUNCTIONS.get(spec.pop('type')), **spec)
 
 
@@ -266,10 +281,10 @@ def check_train_side(cfg: Config,
         assert torch.isfinite(tensor).all()
     samples = out['data_samples']
     assert set(samples) == {'uniform', 'balanced'}
-    assert [gt(s) for s in samples['uniform']] == [labels[i]
-                                                  for i, _, _ in triples]
-    assert [gt(s) for s in samples['balanced']] == [labels[j]
-                                                   for _, j, _ in triples]
+    assert [gt(s)
+            for s in samples['uniform']] == [labels[i] for i, _, _ in triples]
+    assert [gt(s) for s in samples['balanced']
+            ] == [labels[j] for _, j, _ in triples]
     return SimpleNamespace(
         dataset=dataset, triples=triples, items=items, pre=pre, out=out)
 
@@ -295,8 +310,9 @@ def check_cifar_augmentation(res: SimpleNamespace, raw) -> None:
     balanced_src = torch.stack(
         [raw(dataset.get_data_info(j)) for _, j, _ in res.triples])
     view_draws = [
-        identify_cifar_draws(denormalise(pre, view, to_rgb=False),
-                             uniform_src) for view in out['inputs']['views']
+        identify_cifar_draws(
+            denormalise(pre, view, to_rgb=False), uniform_src)
+        for view in out['inputs']['views']
     ]
     balanced_draws = identify_cifar_draws(
         denormalise(pre, out['inputs']['balanced'], to_rgb=False),
@@ -365,13 +381,13 @@ def test_config_loads_with_the_shared_layout(name):
         # Workers decode and crop (two crops of the uniform image, one of
         # the balanced image); flips, jitter and grey run on the device.
         assert plain(train.dataset.pipeline) == plain(LARGE_FEAT_PIPELINE)
-        assert plain(train.dataset.balanced_pipeline) == plain(
-            LARGE_CLS_PIPELINE)
+        assert plain(
+            train.dataset.balanced_pipeline) == plain(LARGE_CLS_PIPELINE)
         assert not train.dataset.get('hold_in_memory', False)
         assert train.num_workers > 0
         assert plain(pre.batch_transforms) == plain(LARGE_BATCH_TRANSFORMS)
-        assert plain(pre.balanced_transforms) == plain(
-            LARGE_BALANCED_TRANSFORMS)
+        assert plain(
+            pre.balanced_transforms) == plain(LARGE_BALANCED_TRANSFORMS)
         assert pre.to_rgb is True  # mmcv decodes BGR
         assert train.dataset.dataset.profile == 'none'
 
@@ -408,8 +424,7 @@ def test_cifar_configs_build_on_fake_batches(tmp_path, cls, name, per_class,
     cfg = load(name, **cifar_overrides(tmp_path, imbalance_factor))
     assert cfg.train_dataloader.dataset.dataset.dataset.type == cls.__name__
     # The md5 sums of the real release cannot match generated batches.
-    with mock.patch('mmpretrain.datasets.cifar.check_md5',
-                    return_value=True):
+    with mock.patch('mmpretrain.datasets.cifar.check_md5', return_value=True):
         res = check_train_side(
             cfg,
             num_classes,
@@ -440,14 +455,13 @@ def test_folder_configs_build_on_generated_folders(request, name, fixture,
     test_per_class = len(list((root / 'test' / 'class_000').iterdir()))
     cfg = load(name, **cifar_overrides(root, imbalance_factor))
     base = load(
-        name.replace('_folder', ''), **cifar_overrides(root,
-                                                       imbalance_factor))
+        name.replace('_folder', ''), **cifar_overrides(root, imbalance_factor))
     # Only the datasets differ from the non-folder config: loader,
     # sampler, held-in-memory wrapper, long-tailed cut and preprocessor
     # (with its augmentation) are the same.
     assert cfg.data_preprocessor == base.data_preprocessor
-    train, base_train = (copy.deepcopy(c.train_dataloader.to_dict())
-                         for c in (cfg, base))
+    train, base_train = (
+        copy.deepcopy(c.train_dataloader.to_dict()) for c in (cfg, base))
     assert train['dataset']['dataset'].pop('dataset')['type'] == \
         'ImageFolderDataset'
     base_train['dataset']['dataset'].pop('dataset')
@@ -480,12 +494,15 @@ def test_per_sample_variant_builds_with_the_per_sample_pipelines(tmp_path):
     assert train.dataset.type == 'HybridPairDataset'
     assert train.dataset.hold_in_memory is False
     assert plain(train.dataset.pipeline) == plain([
-        dict(type='MultiView', num_views=2,
-             transforms=[CIFAR_SAMPLE_TRANSFORMS]),
+        dict(
+            type='MultiView',
+            num_views=2,
+            transforms=[CIFAR_SAMPLE_TRANSFORMS]),
         dict(type='PackInputs'),
     ])
-    assert plain(train.dataset.balanced_pipeline) == plain(
-        CIFAR_SAMPLE_TRANSFORMS + PACK)
+    assert plain(
+        train.dataset.balanced_pipeline) == plain(CIFAR_SAMPLE_TRANSFORMS +
+                                                  PACK)
     assert train.num_workers > 0 and train.persistent_workers is True
     assert train.batch_size == 512
     pre = cfg.data_preprocessor
@@ -501,8 +518,7 @@ def test_per_sample_variant_builds_with_the_per_sample_pipelines(tmp_path):
 
     write_fake_cifar(tmp_path, CIFAR10, 100, 2)
     cfg.merge_from_dict(cifar_overrides(tmp_path, 100))
-    with mock.patch('mmpretrain.datasets.cifar.check_md5',
-                    return_value=True):
+    with mock.patch('mmpretrain.datasets.cifar.check_md5', return_value=True):
         res = check_train_side(
             cfg,
             10,
@@ -526,6 +542,7 @@ def test_per_sample_variant_builds_with_the_per_sample_pipelines(tmp_path):
     balanced_draws = identify_cifar_draws(balanced, balanced_src)
     check_cifar_draws(torch.cat(view_draws + [balanced_draws]))
     assert (view_draws[0] == view_draws[1]).all(1).double().mean() < 0.1
+
     # The pair's seed fixes its augmentation; another seed changes it.
     def images(item):
         return item['inputs']['views'] + [item['inputs']['balanced']]
@@ -558,8 +575,7 @@ def test_per_sample_and_device_augmentations_are_one_recipe():
     assert (multiview.type, pack.type) == ('MultiView', 'PackInputs')
     assert multiview.num_views == device.num_views == 2
     assert len(multiview.transforms) == 1  # one recipe for every view
-    for recipe in (multiview.transforms[0],
-                   per_sample.balanced_pipeline[:-1]):
+    for recipe in (multiview.transforms[0], per_sample.balanced_pipeline[:-1]):
         s_crop, s_flip, s_grey = recipe
         assert (s_crop.type, b_crop.type) == ('RandomCrop', 'BatchRandomCrop')
         assert s_crop.crop_size == b_crop.crop_size == CROP
@@ -585,8 +601,8 @@ def write_list_dataset(root: Path, train_counts, test_per_class: int):
     for k in range(3):
         path = root / 'images' / f'img{k}.jpg'
         path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(
-            rng.integers(0, 256, (40, 52, 3), dtype=np.uint8)).save(path)
+        Image.fromarray(rng.integers(0, 256, (40, 52, 3),
+                                     dtype=np.uint8)).save(path)
         paths.append(f'images/img{k}.jpg')
     lines = {'train': [], 'test': []}
     for label, count in enumerate(train_counts):
@@ -624,11 +640,11 @@ def check_large_augmentation(res: SimpleNamespace) -> None:
         return (out == src.flip(-1)).flatten(1).all(1)
 
     def grey(out):
-        return ((out[:, 0] == out[:, 1]) & (out[:, 1] == out[:, 2])).flatten(
-            1).all(1)
+        return ((out[:, 0] == out[:, 1]) &
+                (out[:, 1] == out[:, 2])).flatten(1).all(1)
 
-    kept, flipped = as_is(balanced, balanced_in), mirrored(balanced,
-                                                           balanced_in)
+    kept, flipped = as_is(balanced,
+                          balanced_in), mirrored(balanced, balanced_in)
     assert (kept | flipped).all()
     assert kept.any() and flipped.any()
     assert not grey(balanced_in).any()  # the stand-in images are colour
@@ -661,9 +677,12 @@ def test_list_file_configs_build(tmp_path, name, num_classes, train_list,
     (tmp_path / 'meta' / train_list).write_text('\n'.join(lines['train']))
     (tmp_path / 'meta' / test_list).write_text('\n'.join(lines['test']))
     cfg.merge_from_dict({
-        'train_dataloader.dataset.dataset.dataset.data_root': str(tmp_path),
-        'val_dataloader.dataset.data_root': str(tmp_path),
-        'test_dataloader.dataset.data_root': str(tmp_path),
+        'train_dataloader.dataset.dataset.dataset.data_root':
+        str(tmp_path),
+        'val_dataloader.dataset.data_root':
+        str(tmp_path),
+        'test_dataloader.dataset.data_root':
+        str(tmp_path),
     })
     res = check_train_side(
         cfg, num_classes, counts, 224, data_views=2, num_pairs=16)

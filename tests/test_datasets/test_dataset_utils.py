@@ -7,8 +7,11 @@ import pytest
 from mmengine.logging import MMLogger
 
 from mmlt_hybrid.datasets import LongTailedDataset
-from mmlt_hybrid.datasets.utils import (class_counts_of, labels_of,
-                                        num_classes_of)
+from mmlt_hybrid.datasets.utils import (
+    class_counts_of,
+    labels_of,
+    num_classes_of,
+)
 from mmlt_hybrid.datasets.wrapper import DatasetWrapper
 
 

@@ -7,17 +7,20 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
-from mmengine.dataset import DefaultSampler, pseudo_collate
-from torch.utils.data import DataLoader
-
-import mmlt_hybrid  # noqa: F401
 from conftest import run_gloo
-from mmlt_hybrid.datasets import (ClassBalancedPairSampler, HybridPairDataset,
-                                  LongTailedDataset)
-from mmlt_hybrid.models.utils import HybridDataPreprocessor
+from mmengine.dataset import DefaultSampler, pseudo_collate
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATA_SAMPLERS, DATASETS
 from mmpretrain.structures import DataSample
+from torch.utils.data import DataLoader
+
+import mmlt_hybrid  # noqa: F401
+from mmlt_hybrid.datasets import (
+    ClassBalancedPairSampler,
+    HybridPairDataset,
+    LongTailedDataset,
+)
+from mmlt_hybrid.models.utils import HybridDataPreprocessor
 
 # Upper 0.1 % points of the chi-square distribution (standard tables).
 CHI2_999 = {9: 27.877}
@@ -94,8 +97,9 @@ def test_two_ranks_share_the_permutation_but_not_the_balanced_draws(
         lt_dataset):
     per_rank = {}
     for rank in (0, 1):
-        with mock.patch('mmengine.dataset.sampler.get_dist_info',
-                        return_value=(rank, 2)):
+        with mock.patch(
+                'mmengine.dataset.sampler.get_dist_info',
+                return_value=(rank, 2)):
             sampler = ClassBalancedPairSampler(lt_dataset, seed=7)
             default = DefaultSampler(lt_dataset, seed=7)
         for s in (sampler, default):
@@ -140,8 +144,9 @@ def test_same_seed_and_epoch_reproduce_after_resume(lt_dataset):
 
 
 def _triples(dataset, seed, epoch, rank=0, world_size=1):
-    with mock.patch('mmengine.dataset.sampler.get_dist_info',
-                    return_value=(rank, world_size)):
+    with mock.patch(
+            'mmengine.dataset.sampler.get_dist_info',
+            return_value=(rank, world_size)):
         sampler = ClassBalancedPairSampler(dataset, seed=seed)
     sampler.set_epoch(epoch)
     return sampler, list(sampler)
@@ -149,14 +154,14 @@ def _triples(dataset, seed, epoch, rank=0, world_size=1):
 
 def test_triples_pairs_unchanged_and_seeds_per_seed_epoch_rank(lt_dataset):
     sampler, triples = _triples(lt_dataset, seed=5, epoch=2)
-    assert all(len(t) == 3 and all(isinstance(x, int) for x in t)
-               for t in triples)
+    assert all(
+        len(t) == 3 and all(isinstance(x, int) for x in t) for t in triples)
     default = DefaultSampler(lt_dataset, seed=5)
     default.set_epoch(2)
     # (i, j) are what DefaultSampler and balanced_indices give.
     assert [i for i, _, _ in triples] == list(default)
-    assert [j for _, j, _ in triples] == sampler.balanced_indices(
-        len(triples)).tolist()
+    assert [j for _, j, _ in triples
+            ] == sampler.balanced_indices(len(triples)).tolist()
     seeds = [seed for _, _, seed in triples]
     assert all(0 <= seed < 2**63 for seed in seeds)
     assert len(set(seeds)) == len(seeds)  # one seed per pair
@@ -164,20 +169,21 @@ def test_triples_pairs_unchanged_and_seeds_per_seed_epoch_rank(lt_dataset):
     assert _triples(lt_dataset, seed=5, epoch=2)[1] == triples
     assert list(sampler) == triples
     # ... and new seeds for another epoch, rank or run seed.
-    for other in (_triples(lt_dataset, seed=5, epoch=3)[1],
-                  _triples(lt_dataset, seed=6, epoch=2)[1],
+    for other in (_triples(lt_dataset, seed=5,
+                           epoch=3)[1], _triples(lt_dataset, seed=6,
+                                                 epoch=2)[1],
                   _triples(lt_dataset, seed=5, epoch=2, rank=1,
                            world_size=2)[1]):
         assert not set(seeds) & {seed for _, _, seed in other}
 
 
 def test_seed_none_uses_a_synchronised_seed(lt_dataset):
-    with mock.patch('mmengine.dataset.sampler.sync_random_seed',
-                    return_value=1234):
+    with mock.patch(
+            'mmengine.dataset.sampler.sync_random_seed', return_value=1234):
         sampler = ClassBalancedPairSampler(lt_dataset)
     assert sampler.seed == 1234
-    assert list(sampler) == list(ClassBalancedPairSampler(lt_dataset,
-                                                          seed=1234))
+    assert list(sampler) == list(
+        ClassBalancedPairSampler(lt_dataset, seed=1234))
 
 
 def test_registry_build_like_the_runner(lt_dataset):
@@ -243,7 +249,8 @@ RANDOM_VIEW = [
 def _random_pair_dataset(num=12):
     labels = [k % 3 for k in range(num)]
     return HybridPairDataset(
-        NoiseDataset(labels), pipeline=RANDOM_VIEWS,
+        NoiseDataset(labels),
+        pipeline=RANDOM_VIEWS,
         balanced_pipeline=RANDOM_VIEW)
 
 
@@ -295,8 +302,8 @@ def test_dataloader_with_workers_gives_the_batch_structure():
     out = HybridDataPreprocessor()(batch, training=True)
     assert [v.shape for v in out['inputs']['views']] == [(4, 3, 8, 8)] * 2
     assert out['inputs']['balanced'].shape == (4, 3, 8, 8)
-    assert [len(out['data_samples'][k]) for k in ('uniform', 'balanced')
-            ] == [4, 4]
+    assert [len(out['data_samples'][k])
+            for k in ('uniform', 'balanced')] == [4, 4]
 
 
 class _GlobalDraws:
@@ -313,8 +320,8 @@ def _rng_states():
 
 
 def _same_states(a, b):
-    return (a[0] == b[0] and all(
-        np.array_equal(x, y) for x, y in zip(a[1], b[1]))
+    return (a[0] == b[0]
+            and all(np.array_equal(x, y) for x, y in zip(a[1], b[1]))
             and torch.equal(a[2], b[2]))
 
 
@@ -353,8 +360,10 @@ def test_triple_index_seeds_the_per_sample_transforms():
 def test_triple_seed_seeds_python_numpy_and_torch(seed):
     dataset = HybridPairDataset(
         NoiseDataset([0, 1, 0, 1]),
-        pipeline=[_GlobalDraws(),
-                  dict(type='PackInputs', meta_keys=('draws', ))])
+        pipeline=[
+            _GlobalDraws(),
+            dict(type='PackInputs', meta_keys=('draws', ))
+        ])
     pair = dataset[(0, 3, seed)]
     # Reference: seed the three generators by hand, draw for the uniform
     # sample, then for the balanced one.
@@ -417,8 +426,10 @@ def test_hold_in_memory_rows_are_the_packed_images():
 
 def test_hold_in_memory_errors():
     raw = NoiseDataset([0, 1, 0, 1])
-    with pytest.raises(ValueError, match='hold_in_memory=True.*'
-                       'balanced_pipeline must be None'):
+    with pytest.raises(
+            ValueError,
+            match='hold_in_memory=True.*'
+            'balanced_pipeline must be None'):
         HybridPairDataset(
             raw,
             pipeline=[dict(type='PackInputs')],
@@ -428,9 +439,10 @@ def test_hold_in_memory_errors():
         HybridPairDataset(
             raw, pipeline=[dict(type='PackInputs')], hold_in_memory=1)
     sizes = [(10, 12)] * 3 + [(10, 11)] + [(10, 12)]
-    with pytest.raises(ValueError,
-                       match=r'shape \(3, 10, 11\) for index 3 after .*'
-                       r'\(3, 10, 12\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'shape \(3, 10, 11\) for index 3 after .*'
+            r'\(3, 10, 12\)'):
         HybridPairDataset(
             NoiseDataset([0, 1, 0, 1, 0], sizes=sizes),
             pipeline=[dict(type='PackInputs')],
@@ -480,20 +492,26 @@ def test_pair_dataset_errors(lt_dataset):
         dict(type='PackInputs')
     ]
     dataset = HybridPairDataset(lt_dataset, pipeline=multi)
-    with pytest.raises(ValueError,
-                       match=r'pipeline \(used as balanced_pipeline\) must '
-                       'produce a single view.*got 2 views'):
+    with pytest.raises(
+            ValueError,
+            match=r'pipeline \(used as balanced_pipeline\) must '
+            'produce a single view.*got 2 views'):
         dataset[(0, 1)]
     for bad in ((1, 2, 3, 4), (1, ), (1.0, 2), (1, 2, '3')):
-        with pytest.raises(TypeError, match=r'int index, a pair \(i, j\) '
-                           r'or a triple \(i, j, seed\)'):
+        with pytest.raises(
+                TypeError,
+                match=r'int index, a pair \(i, j\) '
+                r'or a triple \(i, j, seed\)'):
             dataset[bad]
-    with pytest.raises(TypeError, match=r"pipeline='PackInputs' is not "
-                       'allowed; it must be a list of transform configs'):
+    with pytest.raises(
+            TypeError,
+            match=r"pipeline='PackInputs' is not "
+            'allowed; it must be a list of transform configs'):
         HybridPairDataset(lt_dataset, pipeline='PackInputs')
-    with pytest.raises(TypeError,
-                       match=r"balanced_pipeline=\{'type': 'X'\} is not "
-                       r'allowed; it must be a list .*\(dicts\)'):
+    with pytest.raises(
+            TypeError,
+            match=r"balanced_pipeline=\{'type': 'X'\} is not "
+            r'allowed; it must be a list .*\(dicts\)'):
         HybridPairDataset(
             lt_dataset, pipeline=multi, balanced_pipeline=dict(type='X'))
     with pytest.raises(TypeError, match=r'pipeline=\[3\] is not allowed'):
@@ -504,9 +522,11 @@ def test_pair_dataset_errors(lt_dataset):
 
 
 def test_sampler_errors(toy_label_dataset):
-    with pytest.raises(ValueError, match=r"ClassBalancedPairSampler: "
-                       r"seed='1' is not allowed; it must be None or an "
-                       'integer'):
+    with pytest.raises(
+            ValueError,
+            match=r"ClassBalancedPairSampler: "
+            r"seed='1' is not allowed; it must be None or an "
+            'integer'):
         ClassBalancedPairSampler(toy_label_dataset([0, 1]), seed='1')
     with pytest.raises(ValueError, match='one label per image'):
         ClassBalancedPairSampler(_MultiLabel(), seed=0)
@@ -592,8 +612,12 @@ def test_runner_resume_redraws_the_same_pairs(lt_dataset, tmp_path):
     assert full.draws[1][1] != full.draws[2][1]
 
     resumed = _RecordDraws()
-    _tiny_runner(dataset, tmp_path / 'resumed', 3, resumed,
-                 resume_from=str(tmp_path / 'full' / 'epoch_2.pth')).train()
+    _tiny_runner(
+        dataset,
+        tmp_path / 'resumed',
+        3,
+        resumed,
+        resume_from=str(tmp_path / 'full' / 'epoch_2.pth')).train()
     assert sorted(resumed.draws) == [2]
     assert resumed.draws[2] == full.draws[2]
 
@@ -628,8 +652,8 @@ def test_real_two_process_run(tmp_path):
     # padded duplicate), exactly as DefaultSampler does with that seed.
     assert len(i0) == len(i1) == 78
     assert sorted(set(i0 + i1)) == list(range(155))
-    perm = torch.randperm(155, generator=torch.Generator().manual_seed(
-        out[0][0] + 2)).tolist()
+    perm = torch.randperm(
+        155, generator=torch.Generator().manual_seed(out[0][0] + 2)).tolist()
     perm += perm[:1]
     assert i0 == perm[0::2] and i1 == perm[1::2]
     j0 = np.array([j for _, j, _ in out[0][1]])
@@ -694,8 +718,9 @@ def test_class_balanced_sampler_resumes_in_the_same_order(lt_dataset):
 def test_class_balanced_sampler_ranks_draw_their_own_share(lt_dataset):
     per_rank = []
     for rank in (0, 1):
-        with mock.patch('mmengine.dataset.sampler.get_dist_info',
-                        return_value=(rank, 2)):
+        with mock.patch(
+                'mmengine.dataset.sampler.get_dist_info',
+                return_value=(rank, 2)):
             sampler = _cbs(lt_dataset, seed=3)
         sampler.set_epoch(1)
         per_rank.append(np.asarray(list(sampler)))
@@ -705,8 +730,10 @@ def test_class_balanced_sampler_ranks_draw_their_own_share(lt_dataset):
 
 
 def test_class_balanced_sampler_errors(toy_label_dataset):
-    with pytest.raises(ValueError, match=r"ClassBalancedSampler: seed='1' "
-                       'is not allowed; it must be None or an integer'):
+    with pytest.raises(
+            ValueError,
+            match=r"ClassBalancedSampler: seed='1' "
+            'is not allowed; it must be None or an integer'):
         _cbs(toy_label_dataset([0, 1]), seed='1')
     with pytest.raises(ValueError, match='ClassBalancedSampler got an empty'):
         _cbs(_LabelsOnly([]), seed=0)

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DATA_ROOT_VAR, real_data_root
+from mmpretrain.registry import DATASETS
 
 import mmlt_hybrid  # noqa: F401
-from conftest import DATA_ROOT_VAR, real_data_root
 from mmlt_hybrid.datasets import LongTailedDataset, long_tailed_counts
-from mmpretrain.registry import DATASETS
 
 # docs/method.md, "CIFAR-LT" (Cao et al. 2019).
 PUBLISHED_C10 = {
@@ -58,7 +58,8 @@ def reference_selection(root: Path, imbalance_factor: float):
 
 
 @pytest.mark.skipif(
-    not REAL_CIFAR10.is_dir(), reason='no CIFAR-10 folder copy at '
+    not REAL_CIFAR10.is_dir(),
+    reason='no CIFAR-10 folder copy at '
     f'{REAL_CIFAR10} (set {DATA_ROOT_VAR} to the folder holding cifar10/)')
 @pytest.mark.parametrize('imbalance_factor', [100, 50, 10])
 def test_cifar10_protocol_on_real_data(imbalance_factor):
@@ -94,9 +95,7 @@ def test_counts_helper_matches_published(imbalance_factor):
     assert sum(c100) == PUBLISHED_C100_TOTALS[imbalance_factor]
     assert c100[0] == 500 and c100[-1] == 500 // imbalance_factor
     # Written differently: n_max * IF ** (-i / (C - 1)).
-    assert c100 == [
-        int(500 * imbalance_factor**(-i / 99)) for i in range(100)
-    ]
+    assert c100 == [int(500 * imbalance_factor**(-i / 99)) for i in range(100)]
 
 
 def test_step_and_none_profiles(toy_label_dataset):
@@ -107,13 +106,13 @@ def test_step_and_none_profiles(toy_label_dataset):
     assert long_tailed_counts(20, 5, 10, 'step') == [20, 20, 2, 2, 2]
     none = LongTailedDataset(base, imbalance_factor=10, profile='none')
     assert none.class_counts == [20] * 5
-    assert [none.get_ori_index(k) for k in range(len(none))] == list(
-        range(100))
+    assert [none.get_ori_index(k)
+            for k in range(len(none))] == list(range(100))
     # IF 1 with 'exp' keeps everything (in shuffled order).
     flat = LongTailedDataset(base, imbalance_factor=1)
     assert flat.class_counts == [20] * 5
-    assert sorted(flat.get_ori_index(k) for k in range(100)) == list(
-        range(100))
+    assert sorted(flat.get_ori_index(k)
+                  for k in range(100)) == list(range(100))
 
 
 def test_selection_and_items_on_interleaved_labels(toy_label_dataset):
@@ -174,9 +173,10 @@ def test_bad_profile(toy_label_dataset):
 def test_class_with_too_few_images(toy_label_dataset):
     # Class 2 has 3 images but 'step' asks int(20 / 2) = 10 of it.
     labels = [0] * 20 + [1] * 20 + [2] * 3
-    with pytest.raises(ValueError,
-                       match=r"class 2 \('c2'\) has 3 images, fewer than "
-                       r'its target count 10'):
+    with pytest.raises(
+            ValueError,
+            match=r"class 2 \('c2'\) has 3 images, fewer than "
+            r'its target count 10'):
         LongTailedDataset(
             toy_label_dataset(labels), imbalance_factor=2, profile='step')
     # With 'exp', class 1 of 3 (target int(20 * 0.5**0.5) = 14) has 5.
@@ -188,8 +188,8 @@ def test_class_with_too_few_images(toy_label_dataset):
 def test_empty_class(toy_label_dataset):
     base = toy_label_dataset([0, 0, 2, 2], num_classes=3)
     for profile in ('exp', 'none'):
-        with pytest.raises(ValueError,
-                           match=r"class 1 \('c1'\) has no images"):
+        with pytest.raises(
+                ValueError, match=r"class 1 \('c1'\) has no images"):
             LongTailedDataset(base, imbalance_factor=1, profile=profile)
 
 
@@ -203,8 +203,8 @@ def test_bad_dataset_and_seed(toy_label_dataset):
     with pytest.raises(TypeError, match='dataset must be a dataset config'):
         LongTailedDataset(42)
     for seed in (-1, 2**32, 1.0):
-        with pytest.raises(ValueError,
-                           match=rf'seed={seed!r} is not allowed'):
+        with pytest.raises(ValueError, match=rf'seed={seed!r} is not allowed'):
             LongTailedDataset(toy_label_dataset([0, 1]), seed=seed)
-    assert LongTailedDataset(toy_label_dataset([0, 1]), imbalance_factor=1,
-                             seed=2**32 - 1).seed == 2**32 - 1
+    assert LongTailedDataset(
+        toy_label_dataset([0, 1]), imbalance_factor=1,
+        seed=2**32 - 1).seed == 2**32 - 1

@@ -1,14 +1,14 @@
 """SyntheticImageDataset: deterministic generated images, clear errors."""
 import numpy as np
 import pytest
+from tool_runner import python_tool, run
 
 from mmlt_hybrid.datasets import SyntheticImageDataset
-from tool_runner import python_tool, run
 
 
 def test_layout_labels_and_determinism():
-    data = SyntheticImageDataset(num_classes=3, images_per_class=4,
-                                 image_size=8, seed=5)
+    data = SyntheticImageDataset(
+        num_classes=3, images_per_class=4, image_size=8, seed=5)
     assert len(data) == 12
     assert data.metainfo['classes'] == ('class_0', 'class_1', 'class_2')
     # Grouped by class in label order.
@@ -16,22 +16,22 @@ def test_layout_labels_and_determinism():
         + [2] * 4
     img = data[0]['img']
     assert img.shape == (8, 8, 3) and img.dtype == np.uint8
-    again = SyntheticImageDataset(num_classes=3, images_per_class=4,
-                                  image_size=8, seed=5)
-    assert all(np.array_equal(data[i]['img'], again[i]['img'])
-               for i in range(12))
-    test = SyntheticImageDataset(num_classes=3, images_per_class=4,
-                                 image_size=8, seed=5, split='test')
-    assert not any(np.array_equal(data[i]['img'], test[i]['img'])
-                   for i in range(12))
+    again = SyntheticImageDataset(
+        num_classes=3, images_per_class=4, image_size=8, seed=5)
+    assert all(
+        np.array_equal(data[i]['img'], again[i]['img']) for i in range(12))
+    test = SyntheticImageDataset(
+        num_classes=3, images_per_class=4, image_size=8, seed=5, split='test')
+    assert not any(
+        np.array_equal(data[i]['img'], test[i]['img']) for i in range(12))
 
 
 def test_classes_are_told_apart_by_their_mean_colour():
     """Each class has its own colour: nearest class mean classifies test
     images far above chance (1/5)."""
     train = SyntheticImageDataset(num_classes=5, images_per_class=20)
-    test = SyntheticImageDataset(num_classes=5, images_per_class=20,
-                                 split='test')
+    test = SyntheticImageDataset(
+        num_classes=5, images_per_class=20, split='test')
 
     def colour(data, i):
         return data[i]['img'].reshape(-1, 3).mean(0)
@@ -61,8 +61,9 @@ def test_bad_arguments(kwargs, match):
 
 
 def test_real_data_benchmark_names_a_missing_data_root(tmp_path):
-    result = run(python_tool('benchmarks/cifar10lt_short.py', '--data-root',
-                             tmp_path / 'nowhere', '--epochs', '1'),
-                 check=False)
+    result = run(
+        python_tool('benchmarks/cifar10lt_short.py', '--data-root',
+                    tmp_path / 'nowhere', '--epochs', '1'),
+        check=False)
     assert result.returncode != 0
     assert 'nowhere' in result.stderr and 'train/' in result.stderr

@@ -9,13 +9,19 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmpretrain.registry import OPTIM_WRAPPERS
+from tool_runner import TINY_CONFIG, load_tool, scalars, tiny_cfg_options
 
 import mmlt_hybrid  # noqa: F401
-from mmlt_hybrid.utils import (config_overrides, enable_amp,
-                               make_optim_wrapper_cpu_compatible)
-from mmlt_hybrid.utils.cpu_info import (has_native_bf16, read_cpuinfo,
-                                        speed_flags)
-from tool_runner import TINY_CONFIG, load_tool, scalars, tiny_cfg_options
+from mmlt_hybrid.utils import (
+    config_overrides,
+    enable_amp,
+    make_optim_wrapper_cpu_compatible,
+)
+from mmlt_hybrid.utils.cpu_info import (
+    has_native_bf16,
+    read_cpuinfo,
+    speed_flags,
+)
 
 
 class TinyNet(nn.Module):
@@ -33,9 +39,10 @@ class TinyNet(nn.Module):
 
 def _wrapper(model, **kwargs):
     return OPTIM_WRAPPERS.build(
-        dict(type='CpuAmpOptimWrapper',
-             optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-             **kwargs))
+        dict(
+            type='CpuAmpOptimWrapper',
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+            **kwargs))
 
 
 def test_forward_runs_in_bfloat16_and_update_in_float32():
@@ -80,21 +87,27 @@ def test_enable_amp_picks_the_wrapper_for_the_device():
     base = dict(optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)))
     cfg = Config(base)
     assert enable_amp(cfg, device='cpu', cpu_flags=NATIVE)
-    assert cfg.optim_wrapper == dict(type='CpuAmpOptimWrapper',
-                                     optimizer=dict(type='SGD', lr=0.1))
+    assert cfg.optim_wrapper == dict(
+        type='CpuAmpOptimWrapper', optimizer=dict(type='SGD', lr=0.1))
     cfg = Config(base)
     enable_amp(cfg, device='cuda')
-    assert cfg.optim_wrapper == dict(type='AmpOptimWrapper',
-                                     loss_scale='dynamic',
-                                     optimizer=dict(type='SGD', lr=0.1))
-    cfg = Config(dict(optim_wrapper=dict(type='AmpOptimWrapper',
-                                         loss_scale=512.,
-                                         optimizer=dict(type='SGD'))))
+    assert cfg.optim_wrapper == dict(
+        type='AmpOptimWrapper',
+        loss_scale='dynamic',
+        optimizer=dict(type='SGD', lr=0.1))
+    cfg = Config(
+        dict(
+            optim_wrapper=dict(
+                type='AmpOptimWrapper',
+                loss_scale=512.,
+                optimizer=dict(type='SGD'))))
     enable_amp(cfg, device='cuda')
     assert cfg.optim_wrapper.loss_scale == 512.
     with pytest.raises(ValueError, match="'OptimWrapperDict'"):
-        enable_amp(Config(dict(optim_wrapper=dict(type='OptimWrapperDict'))),
-                   device='cpu', cpu_flags=NATIVE)
+        enable_amp(
+            Config(dict(optim_wrapper=dict(type='OptimWrapperDict'))),
+            device='cpu',
+            cpu_flags=NATIVE)
 
 
 #: Flags of an AVX-512 CPU with BF16, of an AMX CPU, and of an AVX2 CPU.
@@ -119,8 +132,8 @@ def test_enable_amp_on_cpu_needs_native_bf16(flags, switched):
         assert enable_amp(cfg, device='cpu', cpu_flags=flags) is switched
     finally:
         logger.removeHandler(handler)
-    assert cfg.optim_wrapper.get('type') == (
-        'CpuAmpOptimWrapper' if switched else None)
+    assert cfg.optim_wrapper.get('type') == ('CpuAmpOptimWrapper'
+                                             if switched else None)
     warned = [r for r in records if '--amp ignored' in r.getMessage()]
     if switched:
         assert warned == []
@@ -150,13 +163,19 @@ def test_read_cpuinfo_and_native_bf16(tmp_path):
 
 def test_gpu_amp_config_becomes_cpu_amp():
     """A config written for GPUs (AmpOptimWrapper) runs on the CPU."""
-    cfg = Config(dict(optim_wrapper=dict(
-        type='AmpOptimWrapper', loss_scale='dynamic', dtype='float16',
-        optimizer=dict(type='SGD', lr=0.1), clip_grad=dict(max_norm=1.))))
+    cfg = Config(
+        dict(
+            optim_wrapper=dict(
+                type='AmpOptimWrapper',
+                loss_scale='dynamic',
+                dtype='float16',
+                optimizer=dict(type='SGD', lr=0.1),
+                clip_grad=dict(max_norm=1.))))
     make_optim_wrapper_cpu_compatible(cfg)
-    assert cfg.optim_wrapper == dict(type='CpuAmpOptimWrapper',
-                                     optimizer=dict(type='SGD', lr=0.1),
-                                     clip_grad=dict(max_norm=1.))
+    assert cfg.optim_wrapper == dict(
+        type='CpuAmpOptimWrapper',
+        optimizer=dict(type='SGD', lr=0.1),
+        clip_grad=dict(max_norm=1.))
     plain = Config(dict(optim_wrapper=dict(optimizer=dict(type='SGD'))))
     make_optim_wrapper_cpu_compatible(plain)
     assert 'type' not in plain.optim_wrapper
@@ -181,14 +200,15 @@ def test_train_tool_amp_on_cpu(flags, wrapper, tiny_folder, tmp_path,
                         lambda msg, **kwargs: logged.append(msg))
     work_dir = tmp_path / 'amp'
     load_tool('train.py').main([
-        str(TINY_CONFIG), '--amp', '--work-dir', str(work_dir),
-        '--no-validate', '--cfg-options', *tiny_cfg_options(tiny_folder),
-        'train_cfg.max_epochs=1'])
+        str(TINY_CONFIG), '--amp', '--work-dir',
+        str(work_dir), '--no-validate', '--cfg-options',
+        *tiny_cfg_options(tiny_folder), 'train_cfg.max_epochs=1'
+    ])
     expected = ('--amp: mixed precision on cpu with CpuAmpOptimWrapper'
                 if wrapper == 'CpuAmpOptimWrapper' else
                 '--amp ignored: this CPU (Faked CPU) has no native bfloat16')
-    assert [msg for msg in logged if msg.startswith('--amp')] == [
-        msg for msg in logged if msg.startswith(expected)] != []
+    assert [msg for msg in logged if msg.startswith('--amp')
+            ] == [msg for msg in logged if msg.startswith(expected)] != []
     dumped = Config.fromfile(str(work_dir / 'tiny_resnet18_cifar10.py'))
     assert dumped.optim_wrapper.get('type', 'OptimWrapper') == wrapper
     losses = [r['loss'] for r in scalars(work_dir) if 'loss' in r]

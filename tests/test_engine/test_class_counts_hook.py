@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
+from mmpretrain.registry import HOOKS
 
 import mmlt_hybrid  # noqa: F401
 from mmlt_hybrid.datasets import long_tailed_counts
 from mmlt_hybrid.datasets.utils import class_counts_of
-from mmpretrain.registry import HOOKS
 
 IF = 4
 # 24 images per class in the tiny folder, exponential profile IF 4.
@@ -24,8 +24,7 @@ def make_cfg(root, tmp_path, train=True, counts=None, head_classes=10):
         dict(type='NumpyToPIL', to_rgb=True),
         dict(type='PILToNumpy', to_bgr=False),
     ]
-    metric = dict(
-        type='LongTailAccuracy', many_shot_thr=15, few_shot_thr=8)
+    metric = dict(type='LongTailAccuracy', many_shot_thr=15, few_shot_thr=8)
     if counts is not None:
         metric['class_counts'] = counts
     test_loader = dict(
@@ -113,8 +112,10 @@ def test_counts_from_the_config_in_a_test_only_run(tiny_folder, tmp_path):
     # Groups with the thresholds 15 / 8 on 24 ... 6: all three present.
     counts = np.array(EXPECTED)
     assert (counts > 15).any() and (counts < 8).any()
-    assert {'long_tail/many', 'long_tail/medium', 'long_tail/few',
-            'long_tail/top1', 'long_tail/mean_class_acc'} <= set(metrics)
+    assert {
+        'long_tail/many', 'long_tail/medium', 'long_tail/few',
+        'long_tail/top1', 'long_tail/mean_class_acc'
+    } <= set(metrics)
     # The training loop was never built.
     assert not hasattr(runner._train_loop, 'run')
 
@@ -128,9 +129,10 @@ def test_given_counts_are_kept(tiny_folder, tmp_path):
 
 def test_no_training_set_is_a_clear_error(tiny_folder, tmp_path):
     runner = Runner.from_cfg(make_cfg(tiny_folder, tmp_path, train=False))
-    with pytest.raises(ValueError,
-                       match='no training dataset is configured.*set '
-                       r'class_counts=\[...\]'):
+    with pytest.raises(
+            ValueError,
+            match='no training dataset is configured.*set '
+            r'class_counts=\[...\]'):
         runner.test()
 
 
@@ -184,7 +186,8 @@ def test_without_the_hook_the_loss_says_what_to_do(tiny_folder, tmp_path):
     cfg = _la_cfg(tiny_folder, tmp_path)
     cfg.custom_hooks = []
     runner = Runner.from_cfg(cfg)
-    with pytest.raises(ValueError,
-                       match=r'LogitAdjustedLoss: no class counts.*'
-                       r'ClassCountsHook'):
+    with pytest.raises(
+            ValueError,
+            match=r'LogitAdjustedLoss: no class counts.*'
+            r'ClassCountsHook'):
         runner.train()

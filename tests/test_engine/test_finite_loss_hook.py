@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
+from conftest import NoReadBack
 from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
+from mmpretrain.registry import HOOKS
+from tool_runner import REPO_ROOT, python_tool, run, scalars
 
 import mmlt_hybrid  # noqa: F401  (registers the components)
-from conftest import NoReadBack
-from tool_runner import REPO_ROOT, python_tool, run, scalars
-from mmpretrain.registry import HOOKS
 
 NAN = float('nan')
 
@@ -41,8 +41,7 @@ class TwoTerms(BaseModel):
     def __init__(self, nan_loss_at=(), nan_grad_at=()):
         super().__init__()
         self.w = nn.Parameter(torch.ones(1))
-        self.nan_loss_at, self.nan_grad_at = set(nan_loss_at), set(
-            nan_grad_at)
+        self.nan_loss_at, self.nan_grad_at = set(nan_loss_at), set(nan_grad_at)
         self.step = 0
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
@@ -95,8 +94,7 @@ def latest_checkpoint(work_dir):
         else None
 
 
-def test_stops_at_the_first_nan_loss_naming_epoch_iteration_and_term(
-        tmp_path):
+def test_stops_at_the_first_nan_loss_naming_epoch_iteration_and_term(tmp_path):
     # Step 3 of the run = epoch 2, iteration 2 of 2 (global iteration 4).
     runner = toy_runner(tmp_path, TwoTerms(nan_loss_at={3}))
     with pytest.raises(FloatingPointError) as info:
@@ -126,8 +124,8 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     # Step 3 (the last of epoch 2) has a finite loss but leaves NaN weights:
     # the epoch-2 checkpoint would hold them.
     runner = toy_runner(tmp_path, TwoTerms(nan_grad_at={3}))
-    with pytest.raises(FloatingPointError,
-                       match=r'(?s)after epoch 2.*non-finite.*\bw\b'):
+    with pytest.raises(
+            FloatingPointError, match=r'(?s)after epoch 2.*non-finite.*\bw\b'):
         runner.train()
     assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_1.pth']
     assert latest_checkpoint(tmp_path) == 'epoch_1.pth'
@@ -158,8 +156,10 @@ def test_reads_the_logged_values_not_the_tensors():
     hub.update_scalar('train/loss_feat', 1.0)
     hub.update_scalar('train/loss_cls', 0.5)
     runner = type('R', (), dict(message_hub=hub, epoch=0, iter=0))()
-    outputs = dict(loss=torch.tensor(1.5), loss_feat=torch.tensor(1.0),
-                   loss_cls=torch.tensor(0.5))
+    outputs = dict(
+        loss=torch.tensor(1.5),
+        loss_feat=torch.tensor(1.0),
+        loss_cls=torch.tensor(0.5))
     with NoReadBack():
         hook.after_train_iter(runner, 0, None, outputs)
     # The hub, not the tensors, decides: a NaN recorded there stops the run.
@@ -187,10 +187,10 @@ def test_quick_start_with_a_huge_lr_stops_at_the_first_nan(tmp_path):
     iteration 5. The run stops there with exit status != 0 and keeps the
     epoch-1 checkpoint as the latest."""
     result = run(
-        python_tool('train.py', REPO_ROOT / 'tests' / 'configs' /
-                    'tiny_hybrid_sc.py', '--work-dir', tmp_path,
-                    '--cfg-options', 'train_cfg.max_epochs=2',
-                    'param_scheduler.milestones=[1]',
+        python_tool('train.py',
+                    REPO_ROOT / 'tests' / 'configs' / 'tiny_hybrid_sc.py',
+                    '--work-dir', tmp_path, '--cfg-options',
+                    'train_cfg.max_epochs=2', 'param_scheduler.milestones=[1]',
                     'param_scheduler.gamma=1e7'),
         check=False)
     assert result.returncode != 0

@@ -7,12 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 from mmengine.runner import Runner
+from mmpretrain.registry import MODELS
+from test_class_counts_hook import EXPECTED, make_cfg
 
 import mmlt_hybrid  # noqa: F401
 from mmlt_hybrid.engine.hooks import ModelDataCheckHook
-from mmpretrain.registry import MODELS
-
-from test_class_counts_hook import EXPECTED, make_cfg
 
 NUM_CLASSES = 4
 
@@ -25,8 +24,8 @@ def hybrid(feat_head='SupConHead', **kwargs):
         type='HybridClassifier',
         backbone=dict(type='CifarResNet', depth=8),
         neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=NUM_CLASSES,
-                  in_channels=64),
+        head=dict(
+            type='LinearClsHead', num_classes=NUM_CLASSES, in_channels=64),
         feat_head=feat)
     cfg.update(kwargs)
     return MODELS.build(cfg)
@@ -40,11 +39,13 @@ def hybrid(feat_head='SupConHead', **kwargs):
 ])
 def test_labels_outside_the_heads_range_are_refused(feat_head, labels, bad,
                                                     toy_label_dataset):
-    with pytest.raises(ValueError, match=rf'training label {bad} is out of '
-                       r"range for the heads' num_classes=4 \(labels in "
-                       r"\[0, 3\]\); set it to the dataset's"):
-        ModelDataCheckHook().check_labels(hybrid(feat_head),
-                                          toy_label_dataset(labels))
+    with pytest.raises(
+            ValueError,
+            match=rf'training label {bad} is out of '
+            r"range for the heads' num_classes=4 \(labels in "
+            r"\[0, 3\]\); set it to the dataset's"):
+        ModelDataCheckHook().check_labels(
+            hybrid(feat_head), toy_label_dataset(labels))
 
 
 def test_labels_in_range_pass_and_either_head_counts(toy_label_dataset):
@@ -52,17 +53,19 @@ def test_labels_in_range_pass_and_either_head_counts(toy_label_dataset):
     hook.check_labels(hybrid('PSCHead'), toy_label_dataset([0, 3, 1, 2, 3]))
     # A classifier head without num_classes: the feature head's is used.
     model = hybrid('PSCHead', head=dict(type='ClsHead'))
-    with pytest.raises(ValueError, match="label 4 is out of range for the "
-                       "heads' num_classes=4"):
+    with pytest.raises(
+            ValueError,
+            match="label 4 is out of range for the "
+            "heads' num_classes=4"):
         hook.check_labels(model, toy_label_dataset([0, 4]))
     # Neither head has classes: nothing to check against.
-    hook.check_labels(hybrid(head=dict(type='ClsHead')),
-                      toy_label_dataset([0, 40, 1]))
+    hook.check_labels(
+        hybrid(head=dict(type='ClsHead')), toy_label_dataset([0, 40, 1]))
 
 
 @pytest.mark.parametrize('head_classes', [20, 9])
 def test_head_classes_must_match_the_training_set(tiny_folder, tmp_path,
-                                                   head_classes):
+                                                  head_classes):
     """A 20-class head on the 10 classes of the tiny folder trains silently
     otherwise (a 9-class one fails in the loss with an opaque index
     error); both are refused before the first step, naming both numbers."""
@@ -77,31 +80,33 @@ def test_head_classes_must_match_the_training_set(tiny_folder, tmp_path,
     assert not list((tmp_path / 'work').glob('*.pth'))
 
 
-@pytest.mark.parametrize('batch_size,views,world,refused', [
-    (1, 2, 1, True),  # 2 rows: a positive pair with nothing to contrast
-    (2, 1, 1, True),
-    (1, 3, 1, False),  # 3 rows
-    (3, 1, 1, False),
-    (1, 2, 2, False),  # the rows of two processes, gathered
-])
+@pytest.mark.parametrize(
+    'batch_size,views,world,refused',
+    [
+        (1, 2, 1, True),  # 2 rows: a positive pair with nothing to contrast
+        (2, 1, 1, True),
+        (1, 3, 1, False),  # 3 rows
+        (3, 1, 1, False),
+        (1, 2, 2, False),  # the rows of two processes, gathered
+    ])
 def test_rows_per_step_the_feature_head_declares(batch_size, views, world,
                                                  refused, monkeypatch):
     """SupConHead declares 3 rows (its loss's min_rows), counted over the
     processes when the loss gathers them; PSCHead declares none."""
     from mmlt_hybrid.engine.hooks import model_data_check_hook
-    monkeypatch.setattr(model_data_check_hook, 'get_world_size',
-                        lambda: world)
+    monkeypatch.setattr(model_data_check_hook, 'get_world_size', lambda: world)
     model = hybrid(data_preprocessor=dict(num_views=views))
     assert model.feat_head.min_rows_per_step == 3
     assert model.feat_head.rows_across_ranks is True
     loader = SimpleNamespace(batch_size=batch_size, dataset=None)
     check = ModelDataCheckHook.check_rows_per_step
     if refused:
-        with pytest.raises(ValueError,
-                           match=rf'SupConHead\) needs at least 3 rows per '
-                           rf'step and gets {batch_size * views * world} '
-                           rf'row\(s\) \(train_dataloader.batch_size='
-                           rf'{batch_size} per process x {views} view'):
+        with pytest.raises(
+                ValueError,
+                match=rf'SupConHead\) needs at least 3 rows per '
+                rf'step and gets {batch_size * views * world} '
+                rf'row\(s\) \(train_dataloader.batch_size='
+                rf'{batch_size} per process x {views} view'):
             check(model, loader)
     else:
         check(model, loader)
@@ -112,11 +117,14 @@ def test_rows_per_step_the_feature_head_declares(batch_size, views, world,
 
 def test_no_engine_module_imports_a_loss():
     """A head declares what it needs; the hooks import no loss."""
-    import mmlt_hybrid.engine.hooks as hooks
     from pathlib import Path
+
+    import mmlt_hybrid.engine.hooks as hooks
     for path in Path(hooks.__file__).parent.glob('*.py'):
-        imports = [line for line in path.read_text().splitlines()
-                   if line.startswith(('import ', 'from '))]
+        imports = [
+            line for line in path.read_text().splitlines()
+            if line.startswith(('import ', 'from '))
+        ]
         assert not [line for line in imports if 'losses' in line], path.name
 
 
@@ -125,27 +133,35 @@ def test_a_prior_correcting_loss_on_a_balanced_stream_is_refused(loss):
     """The paper's balanced branch, or a class-balanced sampler with any
     model: refused; the long-tailed stream, or plain CE: accepted."""
     check = ModelDataCheckHook.check_prior_on_balanced_stream
-    head = dict(type='LinearClsHead', num_classes=NUM_CLASSES,
-                in_channels=64, loss=dict(type=loss, class_counts=[4, 3, 2,
-                                                                   1]))
+    head = dict(
+        type='LinearClsHead',
+        num_classes=NUM_CLASSES,
+        in_channels=64,
+        loss=dict(type=loss, class_counts=[4, 3, 2, 1]))
     plain = SimpleNamespace(sampler=SimpleNamespace())
-    with pytest.raises(ValueError, match=rf"model\.head\.loss {loss} "
-                       r"corrects for the training set's long-tailed prior, "
-                       r".*cls_input='balanced'.*double correction"):
+    with pytest.raises(
+            ValueError,
+            match=rf"model\.head\.loss {loss} "
+            r"corrects for the training set's long-tailed prior, "
+            r".*cls_input='balanced'.*double correction"):
         check(hybrid(head=head), plain)
-    uniform = hybrid(head=head, cls_input='uniform',
-                     data_preprocessor=dict(num_views=2))
+    uniform = hybrid(
+        head=head, cls_input='uniform', data_preprocessor=dict(num_views=2))
     check(uniform, plain)
     from mmlt_hybrid.datasets import ClassBalancedSampler
     balanced = SimpleNamespace(
         sampler=ClassBalancedSampler.__new__(ClassBalancedSampler))
-    with pytest.raises(ValueError, match=r'class-balanced batches \(train_'
-                       r'dataloader\.sampler ClassBalancedSampler\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'class-balanced batches \(train_'
+            r'dataloader\.sampler ClassBalancedSampler\)'):
         check(uniform, balanced)
-    ce = MODELS.build(dict(type='ImageClassifier',
-                           backbone=dict(type='CifarResNet', depth=8),
-                           neck=dict(type='GlobalAveragePooling'),
-                           head=head))
+    ce = MODELS.build(
+        dict(
+            type='ImageClassifier',
+            backbone=dict(type='CifarResNet', depth=8),
+            neck=dict(type='GlobalAveragePooling'),
+            head=head))
     with pytest.raises(ValueError, match='ClassBalancedSampler'):
         check(ce, balanced)
     check(ce, plain)
@@ -170,9 +186,9 @@ def _build_counter(monkeypatch):
     return builds  # LongTailedDataset, then the CustomDataset it wraps
 
 
-@pytest.mark.parametrize('counts', [[1] * 9 + [1000], EXPECTED[:9],
-                                    EXPECTED[::-1]],
-                         ids=['1000-last', 'nine', 'reversed'])
+@pytest.mark.parametrize(
+    'counts', [[1] * 9 + [1000], EXPECTED[:9], EXPECTED[::-1]],
+    ids=['1000-last', 'nine', 'reversed'])
 def test_metric_counts_other_than_the_training_sets_are_refused(
         tiny_folder, tmp_path, counts, monkeypatch):
     """When only testing (the training set built once, by ClassCountsHook)
@@ -189,18 +205,18 @@ def test_metric_counts_other_than_the_training_sets_are_refused(
     assert f"training set's class counts {EXPECTED}" in message
     assert builds.count('LongTailedDataset') == 1  # ClassCountsHook's
     runner = Runner.from_cfg(cfg)
-    with pytest.raises(ValueError, match=r'val_evaluator LongTailAccuracy '
-                       rf'class_counts=\[{counts[0]}, '):
+    with pytest.raises(
+            ValueError,
+            match=r'val_evaluator LongTailAccuracy '
+            rf'class_counts=\[{counts[0]}, '):
         runner.train()
     assert not list((tmp_path / 'work').glob('*.pth'))
 
 
-def test_metric_counts_equal_to_the_training_sets_pass(tiny_folder,
-                                                       tmp_path,
+def test_metric_counts_equal_to_the_training_sets_pass(tiny_folder, tmp_path,
                                                        monkeypatch):
     builds = _build_counter(monkeypatch)
-    cfg = make_cfg(tiny_folder, tmp_path, counts=list(EXPECTED),
-                   train=True)
+    cfg = make_cfg(tiny_folder, tmp_path, counts=list(EXPECTED), train=True)
     cfg.custom_hooks.append(dict(type='ModelDataCheckHook'))
     metrics = Runner.from_cfg(cfg).test()
     assert 'long_tail/top1' in metrics
@@ -236,19 +252,30 @@ def _logged(logger_level='INFO'):
     return logged()
 
 
-@pytest.mark.parametrize('head', [
-    dict(type='LinearClsHead', num_classes=NUM_CLASSES, in_channels=64,
-         loss=dict(type='LogitAdjustedLoss', class_counts=[1, 1, 1, 9])),
-    dict(type='LinearClsHead', num_classes=NUM_CLASSES, in_channels=64,
-         loss=dict(type='BalancedSoftmaxLoss', class_counts=[4, 3, 2])),
-    dict(type='LogitAdjustedLinearClsHead', num_classes=NUM_CLASSES,
-         in_channels=64, class_counts=[1, 1, 1, 9]),
-], ids=['logit-adjusted', 'balanced-softmax-3', 'posthoc-head'])
+@pytest.mark.parametrize(
+    'head', [
+        dict(
+            type='LinearClsHead',
+            num_classes=NUM_CLASSES,
+            in_channels=64,
+            loss=dict(type='LogitAdjustedLoss', class_counts=[1, 1, 1, 9])),
+        dict(
+            type='LinearClsHead',
+            num_classes=NUM_CLASSES,
+            in_channels=64,
+            loss=dict(type='BalancedSoftmaxLoss', class_counts=[4, 3, 2])),
+        dict(
+            type='LogitAdjustedLinearClsHead',
+            num_classes=NUM_CLASSES,
+            in_channels=64,
+            class_counts=[1, 1, 1, 9]),
+    ],
+    ids=['logit-adjusted', 'balanced-softmax-3', 'posthoc-head'])
 def test_prior_counts_other_than_the_training_sets_are_warned_about(head):
     """A chosen target prior may be meant: a warning naming both, no
     error; the training set's own counts, or none given, say nothing."""
-    model = hybrid(head=head, cls_input='uniform',
-                   data_preprocessor=dict(num_views=2))
+    model = hybrid(
+        head=head, cls_input='uniform', data_preprocessor=dict(num_views=2))
     hook = ModelDataCheckHook()
     given = head.get('class_counts') or head['loss']['class_counts']
     key = 'model.head' + ('.loss' if 'loss' in head else '')
@@ -268,33 +295,38 @@ def test_prior_counts_other_than_the_training_sets_are_warned_about(head):
         if 'loss' in unset:
             unset['loss'] = dict(type=unset['loss']['type'])
         hook.check_prior_counts(
-            hybrid(head=unset, cls_input='uniform',
-                   data_preprocessor=dict(num_views=2)), [4, 3, 2, 1])
+            hybrid(
+                head=unset,
+                cls_input='uniform',
+                data_preprocessor=dict(num_views=2)), [4, 3, 2, 1])
     assert records == []
 
 
 def _classes_runner(classes):
     """A test-only runner whose test set names ``classes``."""
     dataset = SimpleNamespace(metainfo=dict(classes=classes))
-    loop = SimpleNamespace(dataloader=SimpleNamespace(dataset=dataset),
-                           evaluator=SimpleNamespace(metrics=[]))
-    return SimpleNamespace(test_loop=loop, val_loop=loop, _train_loop=None,
-                           hooks=[], cfg={})
+    loop = SimpleNamespace(
+        dataloader=SimpleNamespace(dataset=dataset),
+        evaluator=SimpleNamespace(metrics=[]))
+    return SimpleNamespace(
+        test_loop=loop, val_loop=loop, _train_loop=None, hooks=[], cfg={})
 
 
 TRAINED = ('airplane', 'automobile', 'bird', 'cat', 'deer')
 
 
-@pytest.mark.parametrize('classes,expected', [
-    (['airplane', 'bird', 'car', 'cat', 'deer'],
-     "missing ['automobile']; extra ['car']; labels whose class differs "
-     "(renamed or reordered, label: trained -> here): 1: 'automobile' -> "
-     "'bird', 2: 'bird' -> 'car'"),
-    (list(TRAINED[:4]), "5 trained, 4 here; missing ['deer']"),
-    (list(TRAINED) + ['dog'], "5 trained, 6 here; extra ['dog']"),
-    (['automobile', 'airplane', 'bird', 'cat', 'deer'],
-     "0: 'airplane' -> 'automobile', 1: 'automobile' -> 'airplane'"),
-], ids=['renamed', 'missing', 'extra', 'reordered'])
+@pytest.mark.parametrize(
+    'classes,expected', [
+        (['airplane', 'bird', 'car', 'cat', 'deer'],
+         "missing ['automobile']; extra ['car']; labels whose class differs "
+         "(renamed or reordered, label: trained -> here): 1: 'automobile' -> "
+         "'bird', 2: 'bird' -> 'car'"),
+        (list(TRAINED[:4]), "5 trained, 4 here; missing ['deer']"),
+        (list(TRAINED) + ['dog'], "5 trained, 6 here; extra ['dog']"),
+        (['automobile', 'airplane', 'bird', 'cat', 'deer'
+          ], "0: 'airplane' -> 'automobile', 1: 'automobile' -> 'airplane'"),
+    ],
+    ids=['renamed', 'missing', 'extra', 'reordered'])
 @pytest.mark.parametrize('split', ['test', 'val'])
 def test_evaluation_classes_other_than_the_checkpoints_are_refused(
         classes, expected, split):

@@ -5,17 +5,17 @@ import math
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
 import numpy as np
+import pytest
 import torch
 import torch.nn as nn
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
+from mmpretrain.registry import HOOKS
 
 import mmlt_hybrid  # noqa: F401  (registers the components)
 from mmlt_hybrid.engine.hooks import HybridTransitionHook
-from mmpretrain.registry import HOOKS
 
 # Hand-computed alphas for 4 epochs, T = 0, 1, 2, 3.
 EXPECTED_4_EPOCHS = {
@@ -37,8 +37,12 @@ class ToyModel(nn.Module):
 
 def fake_runner(model, max_epochs=4, max_iters=8, name='hook_test'):
     return SimpleNamespace(
-        model=model, epoch=0, iter=0, max_epochs=max_epochs,
-        max_iters=max_iters, train_loop=None,
+        model=model,
+        epoch=0,
+        iter=0,
+        max_epochs=max_epochs,
+        max_iters=max_iters,
+        train_loop=None,
         message_hub=MessageHub.get_instance(name))
 
 
@@ -51,8 +55,9 @@ def run_epochs(hook, runner, iters_per_epoch=2):
         hook.before_train_epoch(runner)
         for batch_idx in range(iters_per_epoch):
             hook.before_train_iter(runner, batch_idx)
-            seen.append(runner.model.alpha if hasattr(runner.model, 'alpha')
-                        else runner.model.module.alpha)
+            seen.append(
+                runner.model.alpha if hasattr(runner.model, 'alpha'
+                                              ) else runner.model.module.alpha)
             runner.iter += 1
     return seen
 
@@ -60,8 +65,10 @@ def run_epochs(hook, runner, iters_per_epoch=2):
 @pytest.mark.parametrize('schedule', sorted(EXPECTED_4_EPOCHS))
 def test_schedules_per_epoch(schedule):
     hook = HOOKS.build(
-        dict(type='HybridTransitionHook', schedule=schedule,
-             **EXTRA_ARGS.get(schedule, {})))
+        dict(
+            type='HybridTransitionHook',
+            schedule=schedule,
+            **EXTRA_ARGS.get(schedule, {})))
     runner = fake_runner(ToyModel(), name=f'sched_{schedule}')
     seen = run_epochs(hook, runner)
     expected = [a for a in EXPECTED_4_EPOCHS[schedule] for _ in range(2)]
@@ -81,12 +88,11 @@ def test_parabolic_is_the_default_and_starts_at_one():
 
 def test_per_iteration():
     hook = HybridTransitionHook(by_epoch=False)
-    runner = fake_runner(ToyModel(), max_epochs=4, max_iters=8,
-                         name='per_iter')
+    runner = fake_runner(
+        ToyModel(), max_epochs=4, max_iters=8, name='per_iter')
     seen = run_epochs(hook, runner)
     assert seen == pytest.approx([1 - (i / 8)**2 for i in range(8)])
-    step = HybridTransitionHook(schedule='step', by_epoch=False,
-                                switch_iter=3)
+    step = HybridTransitionHook(schedule='step', by_epoch=False, switch_iter=3)
     runner = fake_runner(ToyModel(), name='per_iter_step')
     assert run_epochs(step, runner) == [1, 1, 1, 0, 0, 0, 0, 0]
 
@@ -118,16 +124,15 @@ def test_model_without_alpha():
 
 
 @pytest.mark.parametrize(
-    'kwargs,match',
-    [(dict(schedule='exponential'), 'schedule'),
-     (dict(schedule='step'), 'switch_epoch'),
-     (dict(schedule='step', by_epoch=False), 'switch_iter'),
-     (dict(schedule='step', switch_epoch=-1), 'switch_epoch'),
-     (dict(schedule='step', switch_iter=3), 'switch_iter'),
-     (dict(schedule='linear', switch_epoch=3), 'switch_epoch'),
-     (dict(schedule='constant'), 'value'),
-     (dict(schedule='constant', value=1.5), 'value'),
-     (dict(schedule='parabolic', value=0.5), 'value')])
+    'kwargs,match', [(dict(schedule='exponential'), 'schedule'),
+                     (dict(schedule='step'), 'switch_epoch'),
+                     (dict(schedule='step', by_epoch=False), 'switch_iter'),
+                     (dict(schedule='step', switch_epoch=-1), 'switch_epoch'),
+                     (dict(schedule='step', switch_iter=3), 'switch_iter'),
+                     (dict(schedule='linear', switch_epoch=3), 'switch_epoch'),
+                     (dict(schedule='constant'), 'value'),
+                     (dict(schedule='constant', value=1.5), 'value'),
+                     (dict(schedule='parabolic', value=0.5), 'value')])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         HOOKS.build(dict(type='HybridTransitionHook', **kwargs))
@@ -251,8 +256,8 @@ def hybrid_runner(work_dir, custom_hooks):
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         train_cfg=dict(by_epoch=True, max_epochs=2),
         custom_hooks=custom_hooks,
-        default_hooks=dict(checkpoint=None, logger=dict(
-            type='LoggerHook', interval=1)),
+        default_hooks=dict(
+            checkpoint=None, logger=dict(type='LoggerHook', interval=1)),
         default_scope='mmpretrain')
 
 
@@ -282,8 +287,9 @@ def test_iter_based_loop_needs_by_epoch_false(tmp_path):
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         train_cfg=dict(by_epoch=False, max_iters=4),
         custom_hooks=[dict(type='HybridTransitionHook')],
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
-                                           interval=100, by_epoch=False)),
+        default_hooks=dict(
+            checkpoint=dict(
+                type='CheckpointHook', interval=100, by_epoch=False)),
         default_scope='mmpretrain')
     with pytest.raises(ValueError, match='by_epoch=False'):
         runner.train()

@@ -26,13 +26,19 @@ import time
 
 import pytest
 import torch
+from conftest import make_image_folder
 from mmengine.fileio import get_file_backend
 from mmengine.hooks import CheckpointHook
+from tool_runner import (
+    REPO_ROOT,
+    TINY_CONFIG,
+    load_tool,
+    python_tool,
+    run,
+    tiny_cfg_options,
+)
 
 import mmlt_hybrid  # noqa: F401  (safe globals for torch.load below)
-from conftest import make_image_folder
-from tool_runner import REPO_ROOT, TINY_CONFIG, load_tool, python_tool, run, \
-    tiny_cfg_options
 
 
 @pytest.fixture(autouse=True)
@@ -54,8 +60,8 @@ def _options(folder, **extra):
 
 def _train(work_dir, folder, *args, max_epochs=1, **kwargs):
     return run(
-        python_tool('train.py', TINY_CONFIG, '--work-dir', work_dir,
-                    '--no-validate', *args, '--cfg-options',
+        python_tool('train.py', TINY_CONFIG, '--work-dir',
+                    work_dir, '--no-validate', *args, '--cfg-options',
                     *_options(folder), f'train_cfg.max_epochs={max_epochs}'),
         **kwargs)
 
@@ -71,8 +77,11 @@ def trained(folder, tmp_path_factory):
     first, moved = root / 'first', root / 'moved'
     result = _train(first, folder, '--resume')
     first.rename(moved)
-    return dict(first=first, work_dir=moved, stdout=result.stdout,
-                checkpoint=moved / 'epoch_1.pth')
+    return dict(
+        first=first,
+        work_dir=moved,
+        stdout=result.stdout,
+        checkpoint=moved / 'epoch_1.pth')
 
 
 def _load(path):
@@ -88,7 +97,8 @@ def _named_by_last_checkpoint(work_dir):
 
 
 def test_auto_resume_without_checkpoint_says_so(trained):
-    """Bare ``--resume`` in an empty work dir: a plain warning, from scratch."""
+    """Bare ``--resume`` in an empty work dir: a plain warning, from
+    scratch."""
     stdout = trained['stdout']
     assert 'latest checkpoint None' not in stdout
     assert re.search(
@@ -102,14 +112,13 @@ def test_auto_resume_in_a_moved_work_dir(trained, folder, tmp_path):
     """``last_checkpoint`` names the old place; the moved file is used."""
     work_dir = tmp_path / 'elsewhere'
     shutil.copytree(trained['work_dir'], work_dir)
-    assert _named_by_last_checkpoint(work_dir) == str(
-        trained['first'] / 'epoch_1.pth')
+    assert _named_by_last_checkpoint(work_dir) == str(trained['first'] /
+                                                      'epoch_1.pth')
     result = _train(work_dir, folder, '--resume', max_epochs=2)
     assert f'resuming from {work_dir / "epoch_1.pth"}' in result.stdout
     assert 'resumed epoch: 1' in result.stdout
     assert _load(work_dir / 'epoch_2.pth')['meta']['epoch'] == 2
-    assert _named_by_last_checkpoint(work_dir) == str(
-        work_dir / 'epoch_2.pth')
+    assert _named_by_last_checkpoint(work_dir) == str(work_dir / 'epoch_2.pth')
 
 
 def test_auto_resume_names_a_lost_last_checkpoint(folder, tmp_path):
@@ -118,11 +127,14 @@ def test_auto_resume_names_a_lost_last_checkpoint(folder, tmp_path):
     work_dir.mkdir()
     lost = str(tmp_path / 'gone' / 'epoch_9.pth')
     (work_dir / 'last_checkpoint').write_text(lost)
-    argv = [str(TINY_CONFIG), '--work-dir', str(work_dir), '--resume',
-            '--cfg-options', *_options(folder)]
-    with pytest.raises(FileNotFoundError,
-                       match=rf'last_checkpoint names .*{re.escape(lost)}.*'
-                       r'--resume PATH'):
+    argv = [
+        str(TINY_CONFIG), '--work-dir',
+        str(work_dir), '--resume', '--cfg-options', *_options(folder)
+    ]
+    with pytest.raises(
+            FileNotFoundError,
+            match=rf'last_checkpoint names .*{re.escape(lost)}.*'
+            r'--resume PATH'):
         load_tool('train.py').main(argv)
 
 
@@ -134,16 +146,15 @@ def _damaged(kind, intact, path):
     data = intact.read_bytes()
     if kind == 'legacy':  # torch's pre-1.6 format, cut short
         legacy = path.with_suffix('.legacy')
-        torch.save(_load(intact), legacy,
-                   _use_new_zipfile_serialization=False)
+        torch.save(_load(intact), legacy, _use_new_zipfile_serialization=False)
         data = legacy.read_bytes()
     path.write_bytes(b'' if kind == 'empty' else data[:len(data) // 2])
     return path
 
 
 @pytest.mark.parametrize('kind', ['truncated', 'empty', 'legacy'])
-@pytest.mark.parametrize('how', ['test', 'resume_path', 'load_from',
-                                 'auto_resume'])
+@pytest.mark.parametrize('how',
+                         ['test', 'resume_path', 'load_from', 'auto_resume'])
 def test_damaged_checkpoint_is_named(how, kind, trained, folder, tmp_path):
     """Refused before the runner starts, with the path and the problem."""
     work_dir = tmp_path / 'wd'
@@ -172,8 +183,10 @@ def test_intact_checkpoints_pass_the_check(trained, tmp_path):
     from mmlt_hybrid.utils.checkpoints import check_checkpoint
     check_checkpoint(str(trained['checkpoint']), 'checkpoint')
     legacy = tmp_path / 'legacy.pth'
-    torch.save(_load(trained['checkpoint']), legacy,
-               _use_new_zipfile_serialization=False)
+    torch.save(
+        _load(trained['checkpoint']),
+        legacy,
+        _use_new_zipfile_serialization=False)
     check_checkpoint(str(legacy), 'checkpoint')
 
 
@@ -195,9 +208,12 @@ def mismatched(trained, tmp_path_factory):
 
 
 def _test_argv(checkpoint, folder, tmp_path, *extra, options=()):
-    return [str(TINY_CONFIG), str(checkpoint), '--work-dir',
-            str(tmp_path / 'wd'), *extra, '--cfg-options',
-            *_options(folder), *options]
+    return [
+        str(TINY_CONFIG),
+        str(checkpoint), '--work-dir',
+        str(tmp_path / 'wd'), *extra, '--cfg-options', *_options(folder),
+        *options
+    ]
 
 
 def test_test_tool_refuses_a_checkpoint_of_another_model(
@@ -218,16 +234,19 @@ def test_test_tool_refuses_another_head(trained, folder, tmp_path):
     """Same weights, config with 7 classes: both head tensors differ."""
     with pytest.raises(ValueError) as error:
         load_tool('test.py').main(
-            _test_argv(trained['checkpoint'], folder, tmp_path,
-                       options=['model.head.num_classes=7']))
+            _test_argv(
+                trained['checkpoint'],
+                folder,
+                tmp_path,
+                options=['model.head.num_classes=7']))
     message = str(error.value)
     assert 'head.fc.weight: (10, 128) in the checkpoint, (7, 128)' in message
     assert 'head.fc.bias: (10,) in the checkpoint, (7,)' in message
     assert 'missing' not in message and 'unexpected' not in message
 
 
-def test_non_strict_evaluates_what_fits(mismatched, trained, folder,
-                                        tmp_path, capsys):
+def test_non_strict_evaluates_what_fits(mismatched, trained, folder, tmp_path,
+                                        capsys):
     test_tool = load_tool('test.py')
     with pytest.raises(SystemExit):
         test_tool.parse_args(['--help'])
@@ -291,8 +310,10 @@ def test_atomic_backend_writes_through_a_rename(tmp_path, monkeypatch):
 
 def test_checkpoint_hooks_get_the_atomic_backend(tmp_path):
     """Local CheckpointHooks without backend_args get it; others stay."""
-    from mmlt_hybrid.utils.checkpoints import (ATOMIC_BACKEND,
-                                               make_checkpoints_atomic)
+    from mmlt_hybrid.utils.checkpoints import (
+        ATOMIC_BACKEND,
+        make_checkpoints_atomic,
+    )
     plain = CheckpointHook(interval=1)
     explicit = CheckpointHook(interval=1, backend_args=dict(backend='local'))
     remote = CheckpointHook(interval=1, out_dir='s3://bucket/runs')
@@ -368,20 +389,28 @@ def _kill_inside_write(work_dir, folder, tmp_path, match, nth):
     (inject / 'sitecustomize.py').write_text(textwrap.dedent(_SITECUSTOMIZE))
     signal_file = tmp_path / 'inside_write'
     env = dict(
-        os.environ, FAULT_MATCH=match, FAULT_NTH=str(nth),
-        FAULT_SIGNAL=str(signal_file), PYTHONWARNINGS='ignore',
+        os.environ,
+        FAULT_MATCH=match,
+        FAULT_NTH=str(nth),
+        FAULT_SIGNAL=str(signal_file),
+        PYTHONWARNINGS='ignore',
         OMP_NUM_THREADS='1',
         PYTHONPATH=os.pathsep.join(
-            [str(inject)] + os.environ.get('PYTHONPATH', '').split(
-                os.pathsep)).rstrip(os.pathsep))
+            [str(inject)] +
+            os.environ.get('PYTHONPATH', '').split(os.pathsep)).rstrip(
+                os.pathsep))
     log = tmp_path / 'killed.log'
     with open(log, 'w') as out:
-        process = subprocess.Popen(
-            [str(a) for a in python_tool(
-                'train.py', TINY_CONFIG, '--work-dir', work_dir,
-                '--no-validate', '--cfg-options', *_options(folder),
-                'train_cfg.max_epochs=2')],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([
+            str(a)
+            for a in python_tool('train.py', TINY_CONFIG, '--work-dir',
+                                 work_dir, '--no-validate', '--cfg-options',
+                                 *_options(folder), 'train_cfg.max_epochs=2')
+        ],
+                                   cwd=REPO_ROOT,
+                                   env=env,
+                                   stdout=out,
+                                   stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 240
         while not signal_file.exists() and process.poll() is None and \
                 time.monotonic() < deadline:
@@ -413,8 +442,7 @@ def test_kill_inside_a_checkpoint_write(match, nth, folder, tmp_path):
     for path in checkpoints:
         epoch = int(path.stem.split('_')[1])
         assert _load(path)['meta']['epoch'] == epoch
-    assert _named_by_last_checkpoint(work_dir) == str(
-        work_dir / 'epoch_1.pth')
+    assert _named_by_last_checkpoint(work_dir) == str(work_dir / 'epoch_1.pth')
     # What the killed process was writing lies under a hidden name.
     assert len(list(work_dir.glob('.*.tmp'))) == 1
     if nth == 2:
@@ -423,7 +451,6 @@ def test_kill_inside_a_checkpoint_write(match, nth, folder, tmp_path):
     result = _train(work_dir, folder, '--resume', max_epochs=2)
     assert 'resumed epoch: 1' in result.stdout
     assert _load(work_dir / 'epoch_2.pth')['meta']['epoch'] == 2
-    assert _named_by_last_checkpoint(work_dir) == str(
-        work_dir / 'epoch_2.pth')
+    assert _named_by_last_checkpoint(work_dir) == str(work_dir / 'epoch_2.pth')
     # The killed writer's temporary file went with the next write.
     assert not list(work_dir.glob('.*.tmp'))

@@ -17,10 +17,15 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import Runner
+from tool_runner import (
+    TINY_CONFIG,
+    python_tool,
+    run,
+    tiny_cfg_options,
+    tiny_overrides,
+)
 
 from mmlt_hybrid import compat
-from tool_runner import (TINY_CONFIG, python_tool, run, tiny_cfg_options,
-                         tiny_overrides)
 
 #: Globals of an mmengine checkpoint that torch does not allow by default,
 #: as get_unsafe_globals_in_checkpoint reports them (numpy 2 names).
@@ -72,15 +77,24 @@ def checkpoints(tiny_folder, tmp_path_factory):
     root = tmp_path_factory.mktemp('compat')
     epoch_cfg = _train(tiny_folder, root / 'epoch', 'compat_epoch')
     amp_cfg = _train(
-        tiny_folder, root / 'amp', 'compat_amp',
-        optim_wrapper=dict(type='CpuAmpOptimWrapper',
-                           optimizer=dict(type='SGD', lr=0.1, momentum=0.9)))
+        tiny_folder,
+        root / 'amp',
+        'compat_amp',
+        optim_wrapper=dict(
+            type='CpuAmpOptimWrapper',
+            optimizer=dict(type='SGD', lr=0.1, momentum=0.9)))
     iter_cfg = _train(
-        tiny_folder, root / 'iter', 'compat_iter',
+        tiny_folder,
+        root / 'iter',
+        'compat_iter',
         train_cfg=dict(by_epoch=False, max_iters=4, val_interval=2),
         param_scheduler=[
-            dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
-                 end=2),
+            dict(
+                type='LinearLR',
+                start_factor=0.1,
+                by_epoch=False,
+                begin=0,
+                end=2),
             dict(type='CosineAnnealingLR', by_epoch=False, begin=2, end=4)
         ],
         optim_wrapper=dict(optimizer=dict(type='AdamW', lr=1e-3)),
@@ -218,9 +232,10 @@ class ReadsAttribute:
 
 
 def _fake_checkpoint(payload):
-    return dict(meta=dict(epoch=1, iter=1), state_dict={
-        'w': torch.zeros(2)
-    }, extra=payload)
+    return dict(
+        meta=dict(epoch=1, iter=1),
+        state_dict={'w': torch.zeros(2)},
+        extra=payload)
 
 
 @pytest.mark.parametrize('payload, message', [
@@ -245,8 +260,8 @@ def test_code_in_checkpoint_is_not_run(tmp_path):
         torch.load(path, weights_only=False)
         assert marker.exists()
         marker.unlink()
-        with pytest.raises(pickle.UnpicklingError,
-                           match='Weights only load failed'):
+        with pytest.raises(
+                pickle.UnpicklingError, match='Weights only load failed'):
             torch.load(path)
         assert not marker.exists()
 
@@ -266,8 +281,8 @@ def test_tools_refuse_crafted_checkpoint(tiny_folder, tmp_path):
         python_tool('train.py', TINY_CONFIG, '--work-dir', tmp_path / 'b',
                     '--resume', evil, '--cfg-options', *options),
         'test':
-        python_tool('test.py', TINY_CONFIG, evil, '--work-dir',
-                    tmp_path / 'c', '--cfg-options', *options),
+        python_tool('test.py', TINY_CONFIG, evil, '--work-dir', tmp_path / 'c',
+                    '--cfg-options', *options),
     }
     for name, command in commands.items():
         result = run(command, check=False)

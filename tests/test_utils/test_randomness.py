@@ -12,10 +12,14 @@ import torch
 from mmengine.logging import MessageHub
 
 import mmlt_hybrid  # noqa: F401
-from mmlt_hybrid.randomness import (derive_seed, seeded_global_rng,
-                                    step_generator, step_seed,
-                                    step_seeded_global_rng)
 from mmlt_hybrid import randomness
+from mmlt_hybrid.randomness import (
+    derive_seed,
+    seeded_global_rng,
+    step_generator,
+    step_seed,
+    step_seeded_global_rng,
+)
 
 
 def words(entropy):
@@ -67,8 +71,7 @@ def test_seed_is_a_63_bit_int_and_deterministic(hub):
         MessageHub._instance_dict.pop(other.instance_name)
 
 
-@pytest.mark.parametrize('change', ['seed', 'epoch', 'iter', 'rank',
-                                    'stream'])
+@pytest.mark.parametrize('change', ['seed', 'epoch', 'iter', 'rank', 'stream'])
 def test_any_single_change_gives_another_seed_and_draws(hub, change):
     set_step(hub, seed=3, epoch=1, it=10)
     base_seed = step_seed('views')
@@ -135,8 +138,8 @@ def test_missing_seed_uses_torch_initial_seed_and_missing_epoch_is_0(hub):
         MessageHub._instance_dict.pop(other.instance_name)
 
 
-@pytest.mark.parametrize('entropy', [[0], [3, 1, 0], [3, 1, 10, 2, 77],
-                                     [2**64 - 1, 5]])
+@pytest.mark.parametrize('entropy',
+                         [[0], [3, 1, 0], [3, 1, 10, 2, 77], [2**64 - 1, 5]])
 def test_derive_seed_by_hand(entropy):
     s0, s1 = words(entropy)
     assert derive_seed(entropy, 64) == s0 * 2**32 + s1
@@ -153,8 +156,11 @@ def test_derive_seed_takes_entries_modulo_2_64():
 
 @pytest.mark.parametrize('bits', [32, 40, 63, 64])
 def test_derive_seed_range_and_separation(bits):
-    seeds = {derive_seed([seed, epoch], bits)
-             for seed in range(6) for epoch in range(6)}
+    seeds = {
+        derive_seed([seed, epoch], bits)
+        for seed in range(6)
+        for epoch in range(6)
+    }
     assert len(seeds) == 36  # seed 0 / epoch 1 is not seed 1 / epoch 0
     assert all(0 <= seed < 2**bits for seed in seeds)
     assert max(seeds) >= 2**(bits - 2)  # the high bits are used

@@ -5,8 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from mmlt_hybrid.validation import (check, check_bool, check_choice,
-                                    check_int, check_number)
+from mmlt_hybrid.validation import (
+    check,
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+)
 
 
 def test_check_int():
@@ -29,10 +34,10 @@ def test_check_number():
     assert check_number('B', 'p', 0.5, 0, 1, low_open=True) == 0.5
     cases = [
         (dict(low=0, high=1), 1.5, 'a finite number >= 0 and <= 1'),
-        (dict(low=0, high=1, low_open=True), 0,
-         'a finite number > 0 and <= 1'),
-        (dict(low=0, high=1, high_open=True), 1,
-         'a finite number >= 0 and < 1'),
+        (dict(low=0, high=1,
+              low_open=True), 0, 'a finite number > 0 and <= 1'),
+        (dict(low=0, high=1,
+              high_open=True), 1, 'a finite number >= 0 and < 1'),
         (dict(low=0, low_open=True), 0, 'a finite number > 0'),
         (dict(low=0), -0.1, 'a finite number >= 0'),
         (dict(high=2), 3, 'a finite number <= 2'),
@@ -51,8 +56,10 @@ def test_check_number():
 def test_check_bool_and_choice():
     assert check_bool('C', 'on', False) is False
     for bad in (0, 1, 'yes', None):
-        with pytest.raises(TypeError, match=f"C: on={bad!r} is not allowed; "
-                           'it must be True or False.'):
+        with pytest.raises(
+                TypeError,
+                match=f"C: on={bad!r} is not allowed; "
+                'it must be True or False.'):
             check_bool('C', 'on', bad)
     assert check_choice('D', 'mode', 'a', ('a', 'b')) == 'a'
     with pytest.raises(ValueError) as err:
@@ -78,19 +85,27 @@ def test_check_counts_is_the_one_class_count_check():
     caller's."""
     import numpy as np
     import torch
+
     from mmlt_hybrid.validation import check_counts
-    for counts in ([3, 0, 1], (3, 0, 1), np.array([3, 0, 1]),
-                   torch.tensor([3, 0, 1])):
+    for counts in ([3, 0, 1], (3, 0, 1), np.array([3, 0,
+                                                   1]), torch.tensor([3, 0,
+                                                                      1])):
         assert check_counts('M', 'class_counts', counts) == [3, 0, 1]
         assert all(type(c) is int for c in check_counts('M', 'k', counts))
-    with pytest.raises(ValueError, match=r'^L: class_counts\[1\]=0 is not '
-                       r'allowed; it must be an integer >= 1, do this\.$'):
+    with pytest.raises(
+            ValueError,
+            match=r'^L: class_counts\[1\]=0 is not '
+            r'allowed; it must be an integer >= 1, do this\.$'):
         check_counts('L', 'class_counts', [3, 0], 1, ', do this')
     with pytest.raises(ValueError, match=r'k\[0\]=2.5 is not allowed'):
         check_counts('M', 'k', torch.tensor([2.5]))
-    with pytest.raises(ValueError, match=r'k=\[\] is not allowed; it must be '
-                       r'one integer >= 0 per class\.$'):
+    with pytest.raises(
+            ValueError,
+            match=r'k=\[\] is not allowed; it must be '
+            r'one integer >= 0 per class\.$'):
         check_counts('M', 'k', [])
-    with pytest.raises(TypeError, match=r"k='12' is not allowed; it must be "
-                       r'one integer >= 0 per class \(a list, tuple'):
+    with pytest.raises(
+            TypeError,
+            match=r"k='12' is not allowed; it must be "
+            r'one integer >= 0 per class \(a list, tuple'):
         check_counts('M', 'k', '12')

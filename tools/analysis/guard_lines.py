@@ -80,8 +80,10 @@ def count(source: str) -> Tuple[int, int]:
         elif isinstance(node, ast.If) and not node.orelse and all(
                 isinstance(stmt, ast.Raise) for stmt in node.body):
             guards |= set(range(node.lineno, node.body[0].lineno))
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)
-                        ) and _CHECK_NAME.match(node.name):
+        elif isinstance(
+                node,
+            (ast.FunctionDef, ast.AsyncFunctionDef)) and _CHECK_NAME.match(
+                node.name):
             guards |= _span(node)
     return len(code), len(guards & code)
 
@@ -98,12 +100,17 @@ def measure(folders: List[str]) -> List[Tuple[str, int, int]]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('folders', nargs='+', help='package folders')
-    parser.add_argument('--check', action='store_true',
-                        help='exit 1 when a bound below is exceeded')
+    parser.add_argument(
+        '--check',
+        action='store_true',
+        help='exit 1 when a bound below is exceeded')
     parser.add_argument('--max-total', type=float, default=0.15)
     parser.add_argument('--max-module', type=float, default=0.25)
-    parser.add_argument('--min-lines', type=int, default=40,
-                        help='modules with fewer code lines are not bounded')
+    parser.add_argument(
+        '--min-lines',
+        type=int,
+        default=40,
+        help='modules with fewer code lines are not bounded')
     args = parser.parse_args(argv)
     for folder in args.folders:
         if not osp.isdir(folder):
@@ -124,9 +131,11 @@ def main(argv=None) -> int:
         print(f'| {path} | {lines} | {guard} | {share:.1%}{flag} |')
     print(f'| total | {code} | {guards} | {total:.1%} |')
     if args.check and (over or total > args.max_total):
-        print(f'over the bounds: total {total:.1%} (max '
-              f'{args.max_total:.0%}); modules over {args.max_module:.0%}: '
-              f'{len(over)}', file=sys.stderr)
+        print(
+            f'over the bounds: total {total:.1%} (max '
+            f'{args.max_total:.0%}); modules over {args.max_module:.0%}: '
+            f'{len(over)}',
+            file=sys.stderr)
         return 1
     return 0
 

@@ -55,11 +55,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('work_dir', help='work dir of a training run')
     parser.add_argument('checkpoint', help='checkpoint to evaluate')
-    parser.add_argument('--config', help='config of the run (default: the '
-                        'one config file that tools/train.py saved in '
-                        'work_dir)')
-    parser.add_argument('--out-dir', help='where to write the PNG files '
-                        '(default: <work_dir>/plots)')
+    parser.add_argument(
+        '--config',
+        help='config of the run (default: the '
+        'one config file that tools/train.py saved in '
+        'work_dir)')
+    parser.add_argument(
+        '--out-dir',
+        help='where to write the PNG files '
+        '(default: <work_dir>/plots)')
     parser.add_argument(
         '--non-strict',
         action='store_true',
@@ -89,8 +93,8 @@ def read_scalars(work_dir: str) -> List[Dict]:
     records (those with an ``iter`` step and a ``loss``).
     """
     records = []
-    paths = sorted(glob.glob(
-        osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    paths = sorted(
+        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
     for path in paths:
         with open(path) as f:
             for line in f:
@@ -175,7 +179,8 @@ def confusion_matrix_by_frequency(
     return matrix / np.maximum(rows, 1), order
 
 
-def matrix_ticks(order: np.ndarray, classes: Sequence[str],
+def matrix_ticks(order: np.ndarray,
+                 classes: Sequence[str],
                  max_ticks: int = 20) -> Tuple[List[int], List[str]]:
     """Tick positions and labels of an axis of classes in ``order``.
 
@@ -200,10 +205,14 @@ def plot_confusion_matrix(matrix: np.ndarray, order: np.ndarray,
     """Draw :func:`confusion_matrix_by_frequency`'s matrix as an image."""
     side = min(12, max(5, 0.3 * len(order) + 3))
     fig, ax = plt.subplots(figsize=(side + 1, side))
-    image = ax.imshow(matrix, cmap='viridis', vmin=0, vmax=1,
-                      interpolation='nearest')
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04,
-                 label='share of the true class')
+    image = ax.imshow(
+        matrix, cmap='viridis', vmin=0, vmax=1, interpolation='nearest')
+    fig.colorbar(
+        image,
+        ax=ax,
+        fraction=0.046,
+        pad=0.04,
+        label='share of the true class')
     positions, labels = matrix_ticks(order, classes)
     ax.set_xticks(positions)
     ax.set_xticklabels(labels, rotation=45, ha='right')
@@ -231,11 +240,15 @@ def plot_per_class(acc: np.ndarray, counts: Sequence[int],
     ax.set_xlabel('class, by training-image count (most frequent first)')
     if len(order) <= 20:
         ax.set_xticks(range(len(order)))
-        ax.set_xticklabels([classes[i] for i in order], rotation=45,
+        ax.set_xticklabels([classes[i] for i in order],
+                           rotation=45,
                            ha='right')
     twin = ax.twinx()
-    twin.plot(range(len(order)), np.asarray(counts)[order], color='tab:red',
-              marker='.')
+    twin.plot(
+        range(len(order)),
+        np.asarray(counts)[order],
+        color='tab:red',
+        marker='.')
     twin.set_yscale('log')
     twin.set_ylabel('training images', color='tab:red')
     ax.set_title('Per-class accuracy vs training frequency')
@@ -250,8 +263,8 @@ def plot_curves(records: List[Dict], keys: Sequence[str], ylabel: str,
     fig, ax = plt.subplots(figsize=(6, 4))
     drawn = False
     for key in keys:
-        points: List[Tuple[int, float]] = [(r['step'], r[key])
-                                           for r in records if key in r]
+        points: List[Tuple[int, float]] = [(r['step'], r[key]) for r in records
+                                           if key in r]
         if points:
             steps, values = zip(*points)
             ax.plot(steps, values, label=key)
@@ -289,8 +302,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     pred, gt = predict(cfg, args.checkpoint, strict=not args.non_strict)
     acc = LongTailAccuracy.calculate(pred, gt, counts)['per_class'].numpy()
     classes = DATASETS.build(cfg.test_dataloader.dataset).metainfo['classes']
-    written = [osp.join(out_dir, name)
-               for name in ('per_class_accuracy.png', 'confusion_matrix.png')]
+    written = [
+        osp.join(out_dir, name)
+        for name in ('per_class_accuracy.png', 'confusion_matrix.png')
+    ]
     plot_per_class(acc, counts, classes, written[0])
     plot_confusion_matrix(*confusion_matrix_by_frequency(pred, gt, counts),
                           classes, written[1])

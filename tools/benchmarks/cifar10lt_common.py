@@ -163,7 +163,9 @@ def _scaled(epoch, ratio: float):
     return max(1, round(epoch * ratio))
 
 
-def scale_schedule(schedulers, epochs: int, new_epochs: int,
+def scale_schedule(schedulers,
+                   epochs: int,
+                   new_epochs: int,
                    warmup_epochs: Optional[int] = None) -> List[dict]:
     """A config's parameter schedulers, scaled from ``epochs`` to
     ``new_epochs``.
@@ -190,26 +192,34 @@ def scale_schedule(schedulers, epochs: int, new_epochs: int,
     """
     ratio = new_epochs / epochs
     out = []
-    for scheduler in copy.deepcopy(
-            [schedulers] if isinstance(schedulers, dict) else
-            list(schedulers or [])):
+    for scheduler in copy.deepcopy([schedulers] if isinstance(
+            schedulers, dict) else list(schedulers or [])):
         if scheduler.get('by_epoch', True):
             for key in _EPOCH_KEYS:
                 if key in scheduler:
-                    scheduler[key] = (new_epochs if scheduler[key] == epochs
-                                      else _scaled(scheduler[key], ratio))
+                    scheduler[key] = (
+                        new_epochs if scheduler[key] == epochs else _scaled(
+                            scheduler[key], ratio))
             if 'milestones' in scheduler:
                 scheduler['milestones'] = [
-                    _scaled(m, ratio) for m in scheduler['milestones']]
+                    _scaled(m, ratio) for m in scheduler['milestones']
+                ]
         out.append(scheduler)
     if warmup_epochs is None:
         return out
-    own = next((s for s in out if s.get('type') == 'LinearLR'
-                and s.get('begin', 0) == 0), None)
+    own = next((s for s in out
+                if s.get('type') == 'LinearLR' and s.get('begin', 0) == 0),
+               None)
     if own is None:
-        return [dict(type='LinearLR', start_factor=0.01, by_epoch=True,
-                     begin=0, end=warmup_epochs,
-                     convert_to_iter_based=True)] + out
+        return [
+            dict(
+                type='LinearLR',
+                start_factor=0.01,
+                by_epoch=True,
+                begin=0,
+                end=warmup_epochs,
+                convert_to_iter_based=True)
+        ] + out
     for scheduler in out:
         if scheduler is not own and scheduler.get('begin') == own.get('end'):
             scheduler['begin'] = warmup_epochs
@@ -370,8 +380,9 @@ def build_cfg(method: str,
     max_epochs = config_epochs if epochs is None else epochs
     cfg.train_cfg = dict(by_epoch=True, max_epochs=max_epochs)
     if epochs is not None or warmup_epochs is not None:
-        cfg.param_scheduler = scale_schedule(
-            cfg.param_scheduler, config_epochs, max_epochs, warmup_epochs)
+        cfg.param_scheduler = scale_schedule(cfg.param_scheduler,
+                                             config_epochs, max_epochs,
+                                             warmup_epochs)
     if batch_size is not None:
         base = cfg.get('auto_scale_lr', {}).get('base_batch_size',
                                                 train_loader.batch_size)
@@ -412,15 +423,19 @@ def build_run_cfg(name: str, args: argparse.Namespace, **kwargs):
 def describe_cfg(cfg) -> Dict[str, object]:
     """The settings of a built config that a results row records."""
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    amp = {'AmpOptimWrapper': 'fp16', 'CpuAmpOptimWrapper': 'bf16'}.get(
-        wrapper, 'fp32')
+    amp = {
+        'AmpOptimWrapper': 'fp16',
+        'CpuAmpOptimWrapper': 'bf16'
+    }.get(wrapper, 'fp32')
     if amp != 'fp32' and cfg.optim_wrapper.get('dtype'):
-        amp = {'float16': 'fp16', 'bfloat16': 'bf16'}.get(
-            cfg.optim_wrapper.dtype, cfg.optim_wrapper.dtype)
+        amp = {
+            'float16': 'fp16',
+            'bfloat16': 'bf16'
+        }.get(cfg.optim_wrapper.dtype, cfg.optim_wrapper.dtype)
     schedulers = cfg.param_scheduler
     schedulers = [schedulers] if isinstance(schedulers, dict) else schedulers
-    milestones = next((list(s['milestones']) for s in schedulers
-                       if 'milestones' in s), None)
+    milestones = next(
+        (list(s['milestones']) for s in schedulers if 'milestones' in s), None)
     return dict(
         epochs=cfg.train_cfg.max_epochs,
         batch_size=cfg.train_dataloader.batch_size,
@@ -475,7 +490,10 @@ def train_meter():
             sync()
             self.train_s += time.perf_counter() - self._epoch_start
 
-        def after_train_iter(self, runner, batch_idx, data_batch=None,
+        def after_train_iter(self,
+                             runner,
+                             batch_idx,
+                             data_batch=None,
                              outputs=None) -> None:
             self.iters += 1
             inputs = data_batch['inputs']
@@ -491,16 +509,16 @@ def train_meter():
             n = len(samples) if samples is not None else len(inputs)
             # mmpretrain's multi-view layout: V lists of N images
             # (pseudo_collate) or V (N, C, H, W) tensors (default_collate)
-            multi_view = isinstance(inputs, (list, tuple)) and len(
-                inputs) > 0 and (isinstance(inputs[0], (list, tuple))
-                                 or getattr(inputs[0], 'ndim', 0) == 4)
+            multi_view = isinstance(
+                inputs, (list, tuple)) and len(inputs) > 0 and (isinstance(
+                    inputs[0],
+                    (list, tuple)) or getattr(inputs[0], 'ndim', 0) == 4)
             if multi_view:
                 views = len(inputs)
-            elif getattr(model.data_preprocessor, 'view_single_images',
-                         False):
+            elif getattr(model.data_preprocessor, 'view_single_images', False):
                 # and the classifier's own view (cls_input='own_view')
-                views = made + bool(getattr(model.data_preprocessor,
-                                            'classifier_view', False))
+                views = made + bool(
+                    getattr(model.data_preprocessor, 'classifier_view', False))
             else:
                 views = 1
             self.samples += n
@@ -528,7 +546,6 @@ def train_and_test(cfg, hooks=None) -> Dict[str, object]:
     from mmengine.runner import Runner
 
     import mmlt_hybrid  # noqa: F401  (registers the components)
-
     from mmlt_hybrid.utils import make_checkpoints_atomic
 
     meter = train_meter()
@@ -569,8 +586,7 @@ def fmt(value, spec: str = '.2f') -> str:
 
 def markdown_table(header: Sequence[str], rows: List[Sequence[str]]) -> str:
     """A markdown table."""
-    lines = ['| ' + ' | '.join(header) + ' |',
-             '|' + '---|' * len(header)]
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
     return '\n'.join(lines)
 

@@ -78,45 +78,79 @@ import os.path as osp
 from datetime import datetime
 from typing import Dict
 
-from cifar10lt_common import (DATA_PATHS, METHODS, build_run_cfg,
-                              check_data_root, describe_cfg, environment, fmt,
-                              markdown_table, method_name, metric,
-                              non_negative_int, positive_int, train_and_test)
+from cifar10lt_common import (
+    DATA_PATHS,
+    METHODS,
+    build_run_cfg,
+    check_data_root,
+    describe_cfg,
+    environment,
+    fmt,
+    markdown_table,
+    method_name,
+    metric,
+    non_negative_int,
+    positive_int,
+    train_and_test,
+)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n')[0],
         epilog='See the module docstring for the data and the columns.')
-    parser.add_argument('--data-root', default='data/cifar10_folder',
-                        help='image-folder copy of CIFAR-10 (PNG, cut to '
-                        'CIFAR-10-LT here) or the long-tailed WebP copy')
-    parser.add_argument('--data-path', default='device', choices=DATA_PATHS,
-                        help='device: set held in memory, batch augmentation '
-                        'by the data preprocessor (the shipped configs); '
-                        'per-sample: mmpretrain transforms in data workers')
+    parser.add_argument(
+        '--data-root',
+        default='data/cifar10_folder',
+        help='image-folder copy of CIFAR-10 (PNG, cut to '
+        'CIFAR-10-LT here) or the long-tailed WebP copy')
+    parser.add_argument(
+        '--data-path',
+        default='device',
+        choices=DATA_PATHS,
+        help='device: set held in memory, batch augmentation '
+        'by the data preprocessor (the shipped configs); '
+        'per-sample: mmpretrain transforms in data workers')
     parser.add_argument('--epochs', type=positive_int, default=10)
-    parser.add_argument('--batch-size', type=positive_int, default=128,
-                        help='images per branch per step')
-    parser.add_argument('--imbalance-factor', type=float, default=None,
-                        help='IF of the long-tail cut of a PNG copy '
-                        '(default 100); not with the WebP copy')
-    parser.add_argument('--methods', nargs='+', type=method_name,
-                        default=list(METHODS), metavar='METHOD',
-                        help=f'any of {", ".join(METHODS)} (default: all; '
-                        'see the module docstring)')
-    parser.add_argument('--num-workers', type=non_negative_int, default=2,
-                        help='data workers of the per-sample training loader '
-                        'and of the test loader (the device path trains '
-                        'with 0)')
-    parser.add_argument('--amp', action='store_true',
-                        help='bf16 autocast on CPU (fp16 AMP on CUDA)')
+    parser.add_argument(
+        '--batch-size',
+        type=positive_int,
+        default=128,
+        help='images per branch per step')
+    parser.add_argument(
+        '--imbalance-factor',
+        type=float,
+        default=None,
+        help='IF of the long-tail cut of a PNG copy '
+        '(default 100); not with the WebP copy')
+    parser.add_argument(
+        '--methods',
+        nargs='+',
+        type=method_name,
+        default=list(METHODS),
+        metavar='METHOD',
+        help=f'any of {", ".join(METHODS)} (default: all; '
+        'see the module docstring)')
+    parser.add_argument(
+        '--num-workers',
+        type=non_negative_int,
+        default=2,
+        help='data workers of the per-sample training loader '
+        'and of the test loader (the device path trains '
+        'with 0)')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='bf16 autocast on CPU (fp16 AMP on CUDA)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--warmup-epochs', type=positive_int, default=None,
-                        help='a linear warm-up of this many epochs for every '
-                        "method (the config's own, resized, or LinearLR "
-                        'from 0.01 x lr per iteration); default: each '
-                        "config's own schedule, scaled to --epochs")
+    parser.add_argument(
+        '--warmup-epochs',
+        type=positive_int,
+        default=None,
+        help='a linear warm-up of this many epochs for every '
+        "method (the config's own, resized, or LinearLR "
+        'from 0.01 x lr per iteration); default: each '
+        "config's own schedule, scaled to --epochs")
     parser.add_argument('--work-dir', default='work_dirs/cifar10lt_short')
     args = parser.parse_args()
     check_data_root(parser, args)
@@ -151,9 +185,10 @@ def main() -> None:
     for method in dict.fromkeys(args.methods):
         results[method] = run_method(method, args)
 
-    header = ['method', 'top-1', 'mean class acc', 'many', 'medium', 'few',
-              'iters', 'images processed', 'train (s)', 'images/s',
-              'setup (s)', 'schedule']
+    header = [
+        'method', 'top-1', 'mean class acc', 'many', 'medium', 'few', 'iters',
+        'images processed', 'train (s)', 'images/s', 'setup (s)', 'schedule'
+    ]
     rows = [[
         method,
         fmt(metric(m, 'top1')),
@@ -175,16 +210,16 @@ def main() -> None:
     info = (f'CIFAR-10-LT ({data}: {sum(counts)} training images, '
             f'{max(counts, default=0)} ... {min(counts, default=0)} per '
             f'class), ResNet-32, {args.epochs} epochs, batch '
-            f'{args.batch_size} per branch, data path {args.data_path}'
-            + (f' ({args.num_workers} workers)'
-               if args.data_path == 'per-sample' else '') +
+            f'{args.batch_size} per branch, data path {args.data_path}' +
+            (f' ({args.num_workers} workers)'
+             if args.data_path == 'per-sample' else '') +
             f', amp={args.amp}, seed {args.seed}; {environment()}; '
             f'{datetime.now():%Y-%m-%d %H:%M}')
     print(info)
     print(table)
     with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
-        json.dump(dict(info=info, args=vars(args), results=results), f,
-                  indent=2)
+        json.dump(
+            dict(info=info, args=vars(args), results=results), f, indent=2)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
         f.write(info + '\n\n' + table + '\n')
 

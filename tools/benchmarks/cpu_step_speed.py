@@ -18,25 +18,37 @@ import time
 from datetime import datetime
 
 import torch
+from mmpretrain.registry import MODELS
 
 import mmlt_hybrid  # noqa: F401  (registers CifarResNet)
 from mmlt_hybrid.utils.cpu_info import read_cpuinfo, speed_flags
-from mmpretrain.registry import MODELS
 
 SETTINGS = ('fp32', 'fp32-channels-last', 'bf16', 'bf16-channels-last')
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--settings', nargs='+', choices=SETTINGS,
-                        default=['fp32', 'fp32-channels-last', 'bf16'])
-    parser.add_argument('--batch', type=int, default=384,
-                        help='images a step (3 x 128: a hybrid step)')
-    parser.add_argument('--steps', type=int, default=5,
-                        help='timed steps of each setting (after one '
-                        'untimed)')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch threads (default: torch\'s)')
+    parser.add_argument(
+        '--settings',
+        nargs='+',
+        choices=SETTINGS,
+        default=['fp32', 'fp32-channels-last', 'bf16'])
+    parser.add_argument(
+        '--batch',
+        type=int,
+        default=384,
+        help='images a step (3 x 128: a hybrid step)')
+    parser.add_argument(
+        '--steps',
+        type=int,
+        default=5,
+        help='timed steps of each setting (after one '
+        'untimed)')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='torch threads (default: torch\'s)')
     return parser.parse_args()
 
 
@@ -58,13 +70,16 @@ def main() -> None:
         if setting.endswith('channels-last'):
             model = model.to(memory_format=torch.channels_last)
             x = images.contiguous(memory_format=torch.channels_last)
-        runs[setting] = (model, x, torch.optim.SGD(
-            model.parameters(), lr=0.1, momentum=0.9), [])
+        runs[setting] = (model, x,
+                         torch.optim.SGD(
+                             model.parameters(), lr=0.1, momentum=0.9), [])
     for step in range(args.steps + 1):
         for setting, (model, x, optim, times) in runs.items():
             start = time.perf_counter()
-            with torch.autocast('cpu', dtype=torch.bfloat16,
-                                enabled=setting.startswith('bf16')):
+            with torch.autocast(
+                    'cpu',
+                    dtype=torch.bfloat16,
+                    enabled=setting.startswith('bf16')):
                 loss = model(x)[-1].mean((2, 3)).float().pow(2).mean()
             optim.zero_grad()
             loss.backward()
@@ -77,9 +92,11 @@ def main() -> None:
     for setting, (_, _, _, times) in runs.items():
         pairs = [t / b for t, b in zip(times, base)]
         median = statistics.median(times)
-        print(f'| {setting} | {median:.3f} | {args.batch / median:.0f} | '
-              f'{statistics.median(pairs):.2f} | '
-              f'{", ".join(f"{p:.2f}" for p in pairs)} |', flush=True)
+        print(
+            f'| {setting} | {median:.3f} | {args.batch / median:.0f} | '
+            f'{statistics.median(pairs):.2f} | '
+            f'{", ".join(f"{p:.2f}" for p in pairs)} |',
+            flush=True)
 
 
 if __name__ == '__main__':

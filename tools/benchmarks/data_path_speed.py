@@ -61,36 +61,57 @@ MEMORY_FORMATS = ('contiguous', 'channels_last')
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--data-root', default='data/cifar10_folder',
-                        help='image-folder copy of CIFAR-10 '
-                        '(<root>/{train,test}/<class>/*.png)')
-    parser.add_argument('--modes', nargs='+', default=list(MODES),
-                        choices=MODES)
-    parser.add_argument('--batch-size', type=int, default=128,
-                        help='N, images per branch per step')
-    parser.add_argument('--iters', type=int, default=24,
-                        help='runner iterations per mode; the first '
-                        '--warmup are not timed')
+    parser.add_argument(
+        '--data-root',
+        default='data/cifar10_folder',
+        help='image-folder copy of CIFAR-10 '
+        '(<root>/{train,test}/<class>/*.png)')
+    parser.add_argument(
+        '--modes', nargs='+', default=list(MODES), choices=MODES)
+    parser.add_argument(
+        '--batch-size',
+        type=int,
+        default=128,
+        help='N, images per branch per step')
+    parser.add_argument(
+        '--iters',
+        type=int,
+        default=24,
+        help='runner iterations per mode; the first '
+        '--warmup are not timed')
     parser.add_argument('--warmup', type=int, default=4)
-    parser.add_argument('--num-workers', type=int, default=2,
-                        help='decoding workers of the workers and '
-                        'per-sample modes')
-    parser.add_argument('--amp', action='store_true',
-                        help='bf16 autocast on the CPU (fp16 on CUDA), '
-                        'for both (a) and (c)')
-    parser.add_argument('--memory-formats', nargs='+',
-                        default=['channels_last'], choices=MEMORY_FORMATS,
-                        help='the layout the images are handed over in '
-                        '(data_preprocessor.channels_last); with both, each '
-                        'mode runs in both, alternately --repeats times, '
-                        'and the ratio of their runner iterations is printed')
-    parser.add_argument('--repeats', type=int, default=1,
-                        help='runs of every (mode, memory format), '
-                        'alternating; medians over them are printed')
+    parser.add_argument(
+        '--num-workers',
+        type=int,
+        default=2,
+        help='decoding workers of the workers and '
+        'per-sample modes')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='bf16 autocast on the CPU (fp16 on CUDA), '
+        'for both (a) and (c)')
+    parser.add_argument(
+        '--memory-formats',
+        nargs='+',
+        default=['channels_last'],
+        choices=MEMORY_FORMATS,
+        help='the layout the images are handed over in '
+        '(data_preprocessor.channels_last); with both, each '
+        'mode runs in both, alternately --repeats times, '
+        'and the ratio of their runner iterations is printed')
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=1,
+        help='runs of every (mode, memory format), '
+        'alternating; medians over them are printed')
     return parser.parse_args()
 
 
-def build_cfg(mode: str, args: argparse.Namespace, work_dir: str,
+def build_cfg(mode: str,
+              args: argparse.Namespace,
+              work_dir: str,
               memory_format: str = 'channels_last') -> Config:
     """The shipped Hybrid-SC config on the folder copy in one data mode and
     memory format."""
@@ -115,8 +136,8 @@ def build_cfg(mode: str, args: argparse.Namespace, work_dir: str,
         loader.persistent_workers = True
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=args.iters)
     cfg.custom_hooks = [
-        dict(type='HybridTransitionHook', schedule='parabolic',
-             by_epoch=False)
+        dict(
+            type='HybridTransitionHook', schedule='parabolic', by_epoch=False)
     ]
     for key in ('val_dataloader', 'val_cfg', 'val_evaluator',
                 'test_dataloader', 'test_cfg', 'test_evaluator',
@@ -126,8 +147,9 @@ def build_cfg(mode: str, args: argparse.Namespace, work_dir: str,
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1000)
     cfg.optim_wrapper.optimizer.lr = 0.5 * args.batch_size / 512
     if args.amp:
-        cfg.optim_wrapper.type = ('AmpOptimWrapper' if torch.cuda.is_available()
-                                  else 'CpuAmpOptimWrapper')
+        cfg.optim_wrapper.type = ('AmpOptimWrapper'
+                                  if torch.cuda.is_available() else
+                                  'CpuAmpOptimWrapper')
     cfg.log_level = 'WARNING'
     cfg.work_dir = work_dir
     return cfg
@@ -173,11 +195,16 @@ class CeilingHook(Hook):
         model.backbone.register_forward_pre_hook(self._keep_images)
         sgd = runner.cfg.optim_wrapper.optimizer
         self.optim = torch.optim.SGD(
-            self.backbone.parameters(), lr=sgd.lr, momentum=sgd.momentum,
+            self.backbone.parameters(),
+            lr=sgd.lr,
+            momentum=sgd.momentum,
             weight_decay=sgd.weight_decay)
         self._end = time.perf_counter()
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None) -> None:
         self._sync()
         now = time.perf_counter()
@@ -194,7 +221,8 @@ class CeilingHook(Hook):
         self._end = time.perf_counter()
 
 
-def bench_mode(mode: str, args: argparse.Namespace,
+def bench_mode(mode: str,
+               args: argparse.Namespace,
                memory_format: str = 'channels_last') -> Dict[str, float]:
     rows = 3 * args.batch_size
     with tempfile.TemporaryDirectory() as work_dir:
@@ -236,18 +264,28 @@ def main() -> None:
         for _ in range(max(1, args.repeats)):
             for fmt in args.memory_formats:
                 runs[fmt].append(bench_mode(mode, copy.copy(args), fmt))
-        medians = {fmt: {key: statistics.median(r[key] for r in rs)
-                         for key in rs[0]} for fmt, rs in runs.items()}
+        medians = {
+            fmt: {
+                key: statistics.median(r[key] for r in rs)
+                for key in rs[0]
+            }
+            for fmt, rs in runs.items()
+        }
         for fmt, r in medians.items():
-            print(f'| {name} | {fmt} | {r["runner_img_s"]:.1f} | '
-                  f'{r["ceiling_img_s"]:.1f} | {r["ratio"]:.3f} |',
-                  flush=True)
+            print(
+                f'| {name} | {fmt} | {r["runner_img_s"]:.1f} | '
+                f'{r["ceiling_img_s"]:.1f} | {r["ratio"]:.3f} |',
+                flush=True)
         if len(medians) == 2:
-            pairs = [b['runner_img_s'] / a['runner_img_s'] for a, b in zip(
-                runs['contiguous'], runs['channels_last'])]
-            print(f'# {name}: runner iteration channels_last / contiguous, '
-                  f'per repeat: {", ".join(f"{p:.3f}" for p in pairs)}; '
-                  f'median {statistics.median(pairs):.3f}', flush=True)
+            pairs = [
+                b['runner_img_s'] / a['runner_img_s']
+                for a, b in zip(runs['contiguous'], runs['channels_last'])
+            ]
+            print(
+                f'# {name}: runner iteration channels_last / contiguous, '
+                f'per repeat: {", ".join(f"{p:.3f}" for p in pairs)}; '
+                f'median {statistics.median(pairs):.3f}',
+                flush=True)
 
 
 if __name__ == '__main__':

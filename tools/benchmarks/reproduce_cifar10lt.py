@@ -69,16 +69,29 @@ import subprocess
 from datetime import datetime
 from typing import Dict, List
 
-from cifar10lt_common import (PAPER_METHODS, REPO, build_run_cfg,
-                              check_data_root, describe_cfg, device_name,
-                              environment, fmt, markdown_table, metric,
-                              paper_method_name, positive_int, train_and_test)
+from cifar10lt_common import (
+    PAPER_METHODS,
+    REPO,
+    build_run_cfg,
+    check_data_root,
+    describe_cfg,
+    device_name,
+    environment,
+    fmt,
+    markdown_table,
+    metric,
+    paper_method_name,
+    positive_int,
+    train_and_test,
+)
 
 #: Top-1 (%) of ResNet-32 on CIFAR-10-LT IF 100 in the paper's table.
 PUBLISHED = {'CE': 70.36, 'Hybrid-SC': 81.40, 'Hybrid-PSC': 78.82}
-HEADER = ['row', 'top-1', 'many', 'medium', 'few', 'train (s)', 'images/s',
-          'published top-1', 'top-1 - published', 'recipe', 'device',
-          'resumes', 'commit', 'finished']
+HEADER = [
+    'row', 'top-1', 'many', 'medium', 'few', 'train (s)', 'images/s',
+    'published top-1', 'top-1 - published', 'recipe', 'device', 'resumes',
+    'commit', 'finished'
+]
 #: What a resumed run must keep from its first segment.
 KEPT = ('precision', 'memory_format')
 
@@ -88,36 +101,56 @@ def parse_args() -> argparse.Namespace:
         description=__doc__.split('\n')[0],
         epilog='Without --epochs/--batch-size: the paper recipe (200 epochs, '
         'batch 512 per branch, lr 0.5, x0.1 at 120/160).')
-    parser.add_argument('rows', nargs='+', type=paper_method_name,
-                        metavar='ROW',
-                        help='rows to run, in order: '
-                        f'{", ".join(PAPER_METHODS)} (the rows with a '
-                        'published top-1; cifar10lt_short.py runs the others)')
-    parser.add_argument('--data-root', default='data/cifar10lt_if100_webp',
-                        help='the long-tailed WebP copy, or a PNG folder '
-                        'copy of CIFAR-10 (cut to IF 100 here)')
-    parser.add_argument('--amp', action='store_true',
-                        help='mixed precision: fp16 AMP on CUDA, bf16 '
-                        'autocast on the CPU')
-    parser.add_argument('--work-dir', default='work_dirs/reproduce_cifar10lt',
-                        help='results.json / results.md here (appended), '
-                        'each row\'s logs and checkpoints in <work-dir>/<row>')
-    parser.add_argument('--epochs', type=positive_int, default=None,
-                        help='override the 200 epochs (lr milestones at '
-                        '60 %% / 80 %%)')
-    parser.add_argument('--batch-size', type=positive_int, default=None,
-                        help='override the 512 images per branch per step '
-                        '(lr scaled linearly from 0.5 at 512)')
+    parser.add_argument(
+        'rows',
+        nargs='+',
+        type=paper_method_name,
+        metavar='ROW',
+        help='rows to run, in order: '
+        f'{", ".join(PAPER_METHODS)} (the rows with a '
+        'published top-1; cifar10lt_short.py runs the others)')
+    parser.add_argument(
+        '--data-root',
+        default='data/cifar10lt_if100_webp',
+        help='the long-tailed WebP copy, or a PNG folder '
+        'copy of CIFAR-10 (cut to IF 100 here)')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision: fp16 AMP on CUDA, bf16 '
+        'autocast on the CPU')
+    parser.add_argument(
+        '--work-dir',
+        default='work_dirs/reproduce_cifar10lt',
+        help='results.json / results.md here (appended), '
+        'each row\'s logs and checkpoints in <work-dir>/<row>')
+    parser.add_argument(
+        '--epochs',
+        type=positive_int,
+        default=None,
+        help='override the 200 epochs (lr milestones at '
+        '60 %% / 80 %%)')
+    parser.add_argument(
+        '--batch-size',
+        type=positive_int,
+        default=None,
+        help='override the 512 images per branch per step '
+        '(lr scaled linearly from 0.5 at 512)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--val-interval', type=positive_int, default=10,
-                        help='epochs between evaluations on the test set '
-                        '(the accuracy curve); the last epoch is always '
-                        'evaluated')
-    parser.add_argument('--resume', action='store_true',
-                        help='continue each row from the latest checkpoint '
-                        'in <work-dir>/<row> (a row without one starts from '
-                        'scratch); without it a row that has a run there is '
-                        'refused')
+    parser.add_argument(
+        '--val-interval',
+        type=positive_int,
+        default=10,
+        help='epochs between evaluations on the test set '
+        '(the accuracy curve); the last epoch is always '
+        'evaluated')
+    parser.add_argument(
+        '--resume',
+        action='store_true',
+        help='continue each row from the latest checkpoint '
+        'in <work-dir>/<row> (a row without one starts from '
+        'scratch); without it a row that has a run there is '
+        'refused')
     args = parser.parse_args()
     check_data_root(parser, args)
     return args
@@ -152,9 +185,13 @@ def recipe(row: Dict[str, object]) -> str:
 def code_commit() -> str:
     """The commit of the code that runs (``+changes`` where files tracked
     by git differ from it), or ``'unknown'`` outside a git checkout."""
+
     def git(*args):
         return subprocess.run(['git', '-C', REPO, *args],
-                              capture_output=True, text=True, check=True)
+                              capture_output=True,
+                              text=True,
+                              check=True)
+
     try:
         commit = git('rev-parse', 'HEAD').stdout.strip()
         dirty = git('status', '--porcelain', '--untracked-files=no').stdout
@@ -196,7 +233,8 @@ def segment_hook(row_dir: str, segments: List[Dict[str, object]],
 
         def _save(self, runner, epochs: int) -> None:
             segment.update(
-                end_epoch=epochs, train_s=meter.train_s,
+                end_epoch=epochs,
+                train_s=meter.train_s,
                 images=meter.images,
                 updated=f'{datetime.now():%Y-%m-%d %H:%M:%S}')
             save_segments(row_dir, segments)
@@ -277,13 +315,13 @@ def write_results(work_dir: str, rows: List[Dict[str, object]]) -> str:
     """Write every row to results.json and results.md; returns the table."""
     table = markdown_table(HEADER, [table_row(row) for row in rows])
     for name, text in (
-            ('results.json', json.dumps(dict(rows=rows), indent=2)),
-            ('results.md', '# CIFAR-10-LT IF 100, ResNet-32: reproduction\n'
-             '\nAccuracy in % on the balanced test set after the last '
-             'epoch. "train (s)": wall time of the training epochs; '
-             '"images/s": training images processed (3N per hybrid step, '
-             'N per CE step) over that time. Published: the paper\'s '
-             'table.\n\n' + table + '\n')):
+        ('results.json', json.dumps(dict(rows=rows), indent=2)),
+        ('results.md', '# CIFAR-10-LT IF 100, ResNet-32: reproduction\n'
+         '\nAccuracy in % on the balanced test set after the last '
+         'epoch. "train (s)": wall time of the training epochs; '
+         '"images/s": training images processed (3N per hybrid step, '
+         'N per CE step) over that time. Published: the paper\'s '
+         'table.\n\n' + table + '\n')):
         path = osp.join(work_dir, name)
         with open(path + '.tmp', 'w') as f:
             f.write(text)
@@ -304,20 +342,25 @@ def run_row(name: str, args: argparse.Namespace) -> Dict[str, object]:
     cfg.val_cfg = dict()
     cfg.train_cfg.val_interval = args.val_interval
     settings = describe_cfg(cfg)
-    settings['memory_format'] = ('channels_last' if cfg.data_preprocessor.get(
-        'channels_last') else 'contiguous')
-    segment = dict(commit=code_commit(), device=device_name(),
-                   precision=settings['precision'],
-                   memory_format=settings['memory_format'],
-                   started=f'{datetime.now():%Y-%m-%d %H:%M:%S}')
+    settings['memory_format'] = ('channels_last'
+                                 if cfg.data_preprocessor.get('channels_last')
+                                 else 'contiguous')
+    segment = dict(
+        commit=code_commit(),
+        device=device_name(),
+        precision=settings['precision'],
+        memory_format=settings['memory_format'],
+        started=f'{datetime.now():%Y-%m-%d %H:%M:%S}')
     os.makedirs(row_dir, exist_ok=True)
     segments = prepare_resume(cfg, row_dir, args.resume, segment)
     described = recipe(dict(settings=settings, data_format=args.data_format))
-    print(f'=== {name}: {described}; segment {len(segments) + 1} on '
-          f'{segment["device"]}, code {segment["commit"]}', flush=True)
+    print(
+        f'=== {name}: {described}; segment {len(segments) + 1} on '
+        f'{segment["device"]}, code {segment["commit"]}',
+        flush=True)
     result = train_and_test(
-        cfg, hooks=lambda meter: [segment_hook(row_dir, segments, segment,
-                                               meter)])
+        cfg,
+        hooks=lambda meter: [segment_hook(row_dir, segments, segment, meter)])
     train_s = sum(seg['train_s'] for seg in segments)
     images = sum(seg['images'] for seg in segments)
     commits = sorted({seg['commit'] for seg in segments})
@@ -338,7 +381,8 @@ def run_row(name: str, args: argparse.Namespace) -> Dict[str, object]:
         settings=settings,
         data_root=osp.abspath(args.data_root),
         data_format=args.data_format,
-        device=' / '.join(sorted({seg['device'] for seg in segments})),
+        device=' / '.join(sorted({seg['device']
+                                  for seg in segments})),
         resumes=len(segments) - 1,
         commit=' / '.join(commits),
         segments=segments,
@@ -350,19 +394,23 @@ def main() -> None:
     os.makedirs(args.work_dir, exist_ok=True)
     results_json = osp.join(args.work_dir, 'results.json')
     load_rows(results_json)  # refuse a foreign file before training
-    data = ('the long-tailed WebP copy, as it is' if args.data_format ==
-            'webp' else 'a PNG copy of CIFAR-10, cut at IF 100')
-    print(f'CIFAR-10-LT IF 100 reproduction: rows {", ".join(args.rows)}\n'
-          f'device: {environment()}\n'
-          f'data: {osp.abspath(args.data_root)} ({data})\n'
-          f'results: {osp.abspath(args.work_dir)}/results.md', flush=True)
+    data = ('the long-tailed WebP copy, as it is' if args.data_format == 'webp'
+            else 'a PNG copy of CIFAR-10, cut at IF 100')
+    print(
+        f'CIFAR-10-LT IF 100 reproduction: rows {", ".join(args.rows)}\n'
+        f'device: {environment()}\n'
+        f'data: {osp.abspath(args.data_root)} ({data})\n'
+        f'results: {osp.abspath(args.work_dir)}/results.md',
+        flush=True)
     for name in args.rows:
         row = run_row(name, args)
         rows = load_rows(results_json) + [row]
         table = write_results(args.work_dir, rows)
-        print(f'\n{name}: top-1 {fmt(row["top1"])} (published '
-              f'{row["published_top1"]:.2f}), train {row["train_s"]:.1f} s, '
-              f'{row["images_per_s"]:.0f} images/s\n\n{table}\n', flush=True)
+        print(
+            f'\n{name}: top-1 {fmt(row["top1"])} (published '
+            f'{row["published_top1"]:.2f}), train {row["train_s"]:.1f} s, '
+            f'{row["images_per_s"]:.0f} images/s\n\n{table}\n',
+            flush=True)
 
 
 if __name__ == '__main__':

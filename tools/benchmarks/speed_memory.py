@@ -17,8 +17,8 @@ A full runner iteration with its data path, on real images, is measured by
 
 Example::
 
-    python tools/benchmarks/speed_memory.py configs/hybrid_sc_r32_cifar10lt.py \
-        --batch-size 128
+    python tools/benchmarks/speed_memory.py \
+        configs/hybrid_sc_r32_cifar10lt.py --batch-size 128
 """
 import argparse
 import copy
@@ -43,28 +43,52 @@ import mmlt_hybrid  # noqa: F401  (registers the components)
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='a hybrid CIFAR config')
-    parser.add_argument('--batch-size', type=int, default=128,
-                        help='N, images per branch per step')
-    parser.add_argument('--views', type=int, default=2,
-                        help='V, augmented views of the uniform batch')
-    parser.add_argument('--steps', type=int, default=10,
-                        help='timed steps for (a) and (b), taken in turn; '
-                        'the median is reported')
-    parser.add_argument('--warmup', type=int, default=3,
-                        help='untimed steps before timing')
-    parser.add_argument('--amp', action='store_true',
-                        help='bf16 autocast + channels_last for (a) and (b)')
-    parser.add_argument('--loss-batches', type=int, nargs='+',
-                        default=[128, 256, 512, 1024, 2048, 4096],
-                        help='batch sizes N for (d); each uses V views')
-    parser.add_argument('--loss-classes', type=int, default=100,
-                        help='number of classes (prototypes) for (d)')
-    parser.add_argument('--skip', nargs='*', default=[],
-                        choices=['a', 'b', 'd'], help='parts to skip')
+    parser.add_argument(
+        '--batch-size',
+        type=int,
+        default=128,
+        help='N, images per branch per step')
+    parser.add_argument(
+        '--views',
+        type=int,
+        default=2,
+        help='V, augmented views of the uniform batch')
+    parser.add_argument(
+        '--steps',
+        type=int,
+        default=10,
+        help='timed steps for (a) and (b), taken in turn; '
+        'the median is reported')
+    parser.add_argument(
+        '--warmup', type=int, default=3, help='untimed steps before timing')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='bf16 autocast + channels_last for (a) and (b)')
+    parser.add_argument(
+        '--loss-batches',
+        type=int,
+        nargs='+',
+        default=[128, 256, 512, 1024, 2048, 4096],
+        help='batch sizes N for (d); each uses V views')
+    parser.add_argument(
+        '--loss-classes',
+        type=int,
+        default=100,
+        help='number of classes (prototypes) for (d)')
+    parser.add_argument(
+        '--skip',
+        nargs='*',
+        default=[],
+        choices=['a', 'b', 'd'],
+        help='parts to skip')
     parser.add_argument('--json', help='also write the numbers to this file')
     # Internal: one memory measurement in a child process.
-    parser.add_argument('--_loss-child', nargs=3, metavar=('LOSS', 'N', 'C'),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        '--_loss-child',
+        nargs=3,
+        metavar=('LOSS', 'N', 'C'),
+        help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -104,8 +128,7 @@ def _fake_batch(num_classes: int, n: int, views: int) -> Dict:
     uniform = torch.randint(0, num_classes, (n, ), generator=gen)
     balanced = torch.randint(0, num_classes, (n, ), generator=gen)
     return dict(
-        inputs=dict(views=[images() for _ in range(views)],
-                    balanced=images()),
+        inputs=dict(views=[images() for _ in range(views)], balanced=images()),
         data_samples=dict(
             uniform=[DataSample().set_gt_label(int(y)) for y in uniform],
             balanced=[DataSample().set_gt_label(int(y)) for y in balanced]))
@@ -127,8 +150,7 @@ def bench_backbone_and_step(cfg: Config, args) -> Dict[str, float]:
     images = torch.randn(rows, 3, 32, 32)
     if args.amp:
         images = images.contiguous(memory_format=torch.channels_last)
-    params = list(model.backbone.parameters()) + list(
-        model.neck.parameters())
+    params = list(model.backbone.parameters()) + list(model.neck.parameters())
     raw_optim = torch.optim.SGD(params, lr=lr, momentum=0.9)
 
     def raw_step():
@@ -155,8 +177,8 @@ def bench_backbone_and_step(cfg: Config, args) -> Dict[str, float]:
     def hybrid_step():
         model.train_step(batch, optim_wrapper)
 
-    secs = _time_interleaved(dict(raw=raw_step, hybrid=hybrid_step),
-                             args.warmup, args.steps)
+    secs = _time_interleaved(
+        dict(raw=raw_step, hybrid=hybrid_step), args.warmup, args.steps)
     raw_s, hybrid_s = secs['raw'], secs['hybrid']
     return dict(
         images_per_step=rows,
@@ -215,14 +237,19 @@ def bench_loss_memory(args) -> List[Dict]:
         row = dict(batch=n, anchors=args.views * n)
         for name in ('SupCon', 'PSC'):
             out = subprocess.run(
-                [sys.executable, __file__, 'unused', '--views',
-                 str(args.views), '--_loss-child', name, str(n),
-                 str(args.loss_classes)],
+                [
+                    sys.executable, __file__, 'unused', '--views',
+                    str(args.views), '--_loss-child', name,
+                    str(n),
+                    str(args.loss_classes)
+                ],
                 # Blocks over 64 KiB are mmap-ed and unmapped when freed.
                 env=dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536'),
-                check=True, capture_output=True, text=True)
-            row[name] = json.loads(out.stdout.strip().splitlines()[-1])[
-                'peak_mib']
+                check=True,
+                capture_output=True,
+                text=True)
+            row[name] = json.loads(
+                out.stdout.strip().splitlines()[-1])['peak_mib']
         rows.append(row)
     return rows
 
@@ -249,7 +276,9 @@ def main() -> None:
         machine=f'{platform.processor() or platform.machine()}, '
         f'{os.cpu_count()} CPUs, torch {torch.__version__}, '
         f'{torch.get_num_threads()} threads',
-        config=args.config, batch_size=args.batch_size, views=args.views,
+        config=args.config,
+        batch_size=args.batch_size,
+        views=args.views,
         amp=args.amp)
     print(f'# {results["machine"]}')
     print(f'# config {args.config}, N={args.batch_size}, V={args.views}, '

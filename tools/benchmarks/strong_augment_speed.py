@@ -32,8 +32,10 @@ from mmengine.config import Config
 from mmpretrain.registry import TRANSFORMS
 
 import mmlt_hybrid  # noqa: F401  (registers the components)
-from mmlt_hybrid.models.utils.batch_transforms import (apply_batch_transforms,
-                                                       build_batch_transforms)
+from mmlt_hybrid.models.utils.batch_transforms import (
+    apply_batch_transforms,
+    build_batch_transforms,
+)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 RECIPE = 'configs/_base_/recipes/cifar_strong.py'
@@ -45,8 +47,13 @@ def per_sample_pipeline():
     cfgs = [
         dict(type='RandomCrop', crop_size=32, padding=4),
         dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-        dict(type='RandAugment', policies='timm_increasing', num_policies=2,
-             magnitude_level=9, total_level=10, hparams=dict(pad_val=128)),
+        dict(
+            type='RandAugment',
+            policies='timm_increasing',
+            num_policies=2,
+            magnitude_level=9,
+            total_level=10,
+            hparams=dict(pad_val=128)),
         dict(type='Cutout', shape=16, pad_val=128),
     ]
     return [TRANSFORMS.build(cfg) for cfg in cfgs]
@@ -66,8 +73,8 @@ def main():
     pipeline = per_sample_pipeline()
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.batch_size, 32, 32, 3), np.uint8)
-    batch = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(
-        args.device)
+    batch = torch.from_numpy(images).permute(0, 3, 1,
+                                             2).contiguous().to(args.device)
     generator = torch.Generator(args.device).manual_seed(0)
 
     def sync():
@@ -75,9 +82,11 @@ def main():
             torch.cuda.synchronize()
 
     def batched(transforms):
+
         def run():
             apply_batch_transforms(transforms, batch, generator)
             sync()
+
         return run
 
     def per_sample():
@@ -86,8 +95,10 @@ def main():
             for transform in pipeline:
                 results = transform(results)
 
-    runs = dict(batched_strong=batched(strong), per_sample_strong=per_sample,
-                batched_paper=batched(paper))
+    runs = dict(
+        batched_strong=batched(strong),
+        per_sample_strong=per_sample,
+        batched_paper=batched(paper))
     times = {name: [] for name in runs}
     for repeat in range(args.repeats + 1):  # the first round warms up
         for name, run in runs.items():

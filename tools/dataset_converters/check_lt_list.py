@@ -33,7 +33,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('list_file', help='list file, "path label" lines')
     parser.add_argument(
-        'data_root', help='folder the listed paths are relative to (the '
+        'data_root',
+        help='folder the listed paths are relative to (the '
         "config's data_root joined with data_prefix)")
     return parser.parse_args()
 
@@ -45,9 +46,9 @@ def _list_file_module():
     importing the package (torch), so that the line checks are fast.
     """
     spec = importlib.util.find_spec('mmlt_hybrid')  # does not import it
-    package = (spec.submodule_search_locations[0] if spec is not None else
-               osp.join(osp.dirname(osp.abspath(__file__)), '..', '..',
-                        'mmlt_hybrid'))
+    package = (
+        spec.submodule_search_locations[0] if spec is not None else osp.join(
+            osp.dirname(osp.abspath(__file__)), '..', '..', 'mmlt_hybrid'))
     path = osp.join(package, 'datasets', 'list_file.py')
     module_spec = importlib.util.spec_from_file_location(
         'mmlt_hybrid_list_file', path)
@@ -96,7 +97,10 @@ def shot_group_sizes(counts: List[int]) -> Tuple[float, float, Dict]:
     with warnings.catch_warnings():  # mmcv-lite's ops warning on import
         warnings.simplefilter('ignore')
         from mmlt_hybrid.evaluation.metrics.long_tail_accuracy import (
-            FEW_SHOT_THR, MANY_SHOT_THR, shot_groups)
+            FEW_SHOT_THR,
+            MANY_SHOT_THR,
+            shot_groups,
+        )
     many_thr, few_thr = MANY_SHOT_THR, FEW_SHOT_THR
     groups = shot_groups(counts, many_thr, few_thr)
     return many_thr, few_thr, {k: len(v) for k, v in groups.items()}
@@ -113,8 +117,9 @@ def main() -> None:
         sys.exit(f'error: {e}')
 
     problems = []
-    missing = [p for p, _ in entries
-               if not osp.isfile(osp.join(args.data_root, p))]
+    missing = [
+        p for p, _ in entries if not osp.isfile(osp.join(args.data_root, p))
+    ]
     if missing:
         problems.append(f'{len(missing)} missing files')
         print(f'{args.list_file}: {len(missing)} of {len(entries)} listed '

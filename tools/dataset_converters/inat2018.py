@@ -37,7 +37,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         'ann_file', help='train2018.json or val2018.json of the release')
     parser.add_argument(
-        'out_file', help='list file to write, e.g. data/inat2018/meta/'
+        'out_file',
+        help='list file to write, e.g. data/inat2018/meta/'
         'iNaturalist18_train.txt (its folder is created)')
     return parser.parse_args(argv)
 
@@ -69,9 +70,13 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-_JSON_TYPES = dict(float='a number with a fraction or exponent',
-                   str='a string', NoneType='null', list='a list',
-                   dict='an object', bool='a boolean')
+_JSON_TYPES = dict(
+    float='a number with a fraction or exponent',
+    str='a string',
+    NoneType='null',
+    list='a list',
+    dict='an object',
+    bool='a boolean')
 
 
 def _check_id(value, where: str, key: str, strings: bool = False) -> None:
@@ -118,8 +123,8 @@ def convert(ann_file: str) -> Tuple[List[str], int]:
         except json.JSONDecodeError as e:
             raise ValueError(f'{ann_file}: not a valid JSON file ({e})')
     keys = ('images', 'annotations', 'categories')
-    missing = [k for k in keys if k not in data] if isinstance(
-        data, dict) else list(keys)
+    missing = [k for k in keys
+               if k not in data] if isinstance(data, dict) else list(keys)
     if missing:
         raise ValueError(
             f'{ann_file}: no top-level key {", ".join(map(repr, missing))}; '
@@ -198,8 +203,7 @@ def convert(ann_file: str) -> Tuple[List[str], int]:
     return lines, len(category_ids)
 
 
-def release_warning(ann_file: str, num_images: int,
-                    num_classes: int) -> str:
+def release_warning(ann_file: str, num_images: int, num_classes: int) -> str:
     """A warning when the counts are not those of the 2018 release.
 
     The split is told by the file name (``train`` / ``val`` in it), else by

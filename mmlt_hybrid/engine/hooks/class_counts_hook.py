@@ -5,9 +5,9 @@ from typing import List, Optional
 
 from mmengine.hooks import Hook
 from mmengine.runner import BaseLoop
-
 from mmpretrain.registry import DATASETS, HOOKS
 from mmpretrain.utils import get_ori_model
+
 from ...datasets.utils import class_counts_of
 from ...evaluation.metrics.long_tail_accuracy import LongTailAccuracy
 

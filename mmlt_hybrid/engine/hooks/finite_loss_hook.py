@@ -62,8 +62,7 @@ class FiniteLossHook(Hook):
     def _where(runner, batch_idx: int) -> str:
         """The step in the log's terms (counted from 1)."""
         step = f'iteration {runner.iter + 1} of the run'
-        if isinstance(getattr(runner, 'train_loop', None),
-                      IterBasedTrainLoop):
+        if isinstance(getattr(runner, 'train_loop', None), IterBasedTrainLoop):
             return step
         loader = getattr(runner, 'train_dataloader', None)
         total = f'/{len(loader)}' if loader is not None else ''

@@ -58,8 +58,8 @@ class HybridTransitionHook(Hook):
         self.schedule = check_choice(owner, 'schedule', schedule, SCHEDULES)
         self.by_epoch = check_bool(owner, 'by_epoch', by_epoch)
         switch_key = 'switch_epoch' if by_epoch else 'switch_iter'
-        given = dict(switch_epoch=switch_epoch, switch_iter=switch_iter,
-                     value=value)
+        given = dict(
+            switch_epoch=switch_epoch, switch_iter=switch_iter, value=value)
         used = {'step': switch_key, 'constant': 'value'}.get(schedule)
         for key, setting in given.items():
             if setting is not None and key != used:
@@ -110,8 +110,8 @@ class HybridTransitionHook(Hook):
 
     def _warn_if_alpha_stays_1(self, runner) -> None:
         """Warn when alpha is 1 at every step of the run."""
-        unit, key = ('epoch', 'max_epochs') if self.by_epoch else (
-            'iteration', 'max_iters')
+        unit, key = ('epoch', 'max_epochs') if self.by_epoch else ('iteration',
+                                                                   'max_iters')
         total = getattr(runner, key, None)
         # Every schedule is non-increasing: its last value is its smallest.
         if not total or self.alpha_at(total - 1, total) < 1.0:

@@ -77,7 +77,8 @@ class ModelDataCheckHook(Hook):
         dataset_meta = meta.get('dataset_meta', None) or {}
         classes = dataset_meta.get('classes', None)
         self._checkpoint_classes = None if classes is None else [
-            str(c) for c in classes]
+            str(c) for c in classes
+        ]
         self._checkpoint_loaded = True
 
     def before_val(self, runner) -> None:
@@ -119,9 +120,10 @@ class ModelDataCheckHook(Hook):
         """Refuse a ``LongTailAccuracy`` whose ``class_counts`` are not the
         training set's: its many/medium/few groups would be made of other
         classes than the model's training data gives."""
-        metrics = [m for m in getattr(evaluator, 'metrics', None) or []
-                   if isinstance(m, LongTailAccuracy)
-                   and m.class_counts is not None]
+        metrics = [
+            m for m in getattr(evaluator, 'metrics', None) or []
+            if isinstance(m, LongTailAccuracy) and m.class_counts is not None
+        ]
         if not metrics:
             return
         train = self._train_counts(runner)
@@ -130,7 +132,8 @@ class ModelDataCheckHook(Hook):
                 f'ModelDataCheckHook: {split}_evaluator LongTailAccuracy '
                 'class_counts are used as given: no training set is '
                 'configured (train_dataloader.dataset) to compare them with.',
-                logger='current', level=logging.INFO)
+                logger='current',
+                level=logging.INFO)
             return
         for metric in metrics:
             given = [int(c) for c in _as_list(metric.class_counts)]
@@ -178,7 +181,8 @@ class ModelDataCheckHook(Hook):
                 f'{_first_difference(given, train)}; they are used as given '
                 "(a chosen target prior). If the training set's were meant, "
                 f'remove {key}.class_counts: ClassCountsHook fills them.',
-                logger='current', level=logging.WARNING)
+                logger='current',
+                level=logging.WARNING)
 
     # --- class identity -----------------------------------------------------
 
@@ -200,7 +204,8 @@ class ModelDataCheckHook(Hook):
                     'classes (saved by an older or another tool), so the '
                     f"{split} set's classes are not compared with those it "
                     'was trained on.',
-                    logger='current', level=logging.INFO)
+                    logger='current',
+                    level=logging.INFO)
                 return
         else:
             return
@@ -208,9 +213,9 @@ class ModelDataCheckHook(Hook):
             return
         raise ValueError(
             f'ModelDataCheckHook: the {split} set ({split}_dataloader.dataset,'
-            f' {type(dataset).__name__}) has other classes than {source}: '
-            + _class_differences(reference, classes)
-            + f'. Its labels would not be those the model predicts; give '
+            f' {type(dataset).__name__}) has other classes than {source}: ' +
+            _class_differences(reference, classes) +
+            f'. Its labels would not be those the model predicts; give '
             f'the {split} set the training classes, in the training order '
             "(e.g. the same class folder names, or metainfo=dict(classes="
             "[...]) in the dataset config).")
@@ -218,8 +223,10 @@ class ModelDataCheckHook(Hook):
     @staticmethod
     def _head_classes(model) -> dict:
         """The ``num_classes`` of each head that has one, by name."""
-        heads = {name: getattr(getattr(model, name, None), 'num_classes',
-                               None) for name in HEADS}
+        heads = {
+            name: getattr(getattr(model, name, None), 'num_classes', None)
+            for name in HEADS
+        }
         return {name: n for name, n in heads.items() if n is not None}
 
     def check_num_classes(self, model, dataset) -> None:
@@ -280,7 +287,6 @@ class ModelDataCheckHook(Hook):
                 'be 0 in every step; raise train_dataloader.batch_size or '
                 'data_preprocessor.num_views.')
 
-
     @staticmethod
     def check_prior_on_balanced_stream(model, loader) -> None:
         """Refuse a classifier loss that corrects for the training set's
@@ -330,7 +336,8 @@ def _first_difference(given: Sequence[int], train: Sequence[int]) -> str:
     return ''
 
 
-def _class_differences(reference: List[str], classes: List[str],
+def _class_differences(reference: List[str],
+                       classes: List[str],
                        listed: int = 10) -> str:
     """The differences of ``classes`` from ``reference``: missing, extra,
     and the labels whose class differs (renamed or reordered)."""
@@ -338,22 +345,21 @@ def _class_differences(reference: List[str], classes: List[str],
     missing = [c for c in reference if c not in classes]
     extra = [c for c in classes if c not in reference]
     if missing:
-        parts.append(f'missing {missing[:listed]}'
-                     + (f' ({len(missing)} in all)' if len(missing) > listed
-                        else ''))
+        parts.append(f'missing {missing[:listed]}' + (
+            f' ({len(missing)} in all)' if len(missing) > listed else ''))
     if extra:
-        parts.append(f'extra {extra[:listed]}'
-                     + (f' ({len(extra)} in all)' if len(extra) > listed
-                        else ''))
-    moved = [(label, trained, here) for label, (trained, here) in
-             enumerate(zip(reference, classes)) if trained != here]
+        parts.append(f'extra {extra[:listed]}' + (
+            f' ({len(extra)} in all)' if len(extra) > listed else ''))
+    moved = [(label, trained, here)
+             for label, (trained, here) in enumerate(zip(reference, classes))
+             if trained != here]
     if moved:
-        parts.append('labels whose class differs (renamed or reordered, '
-                     'label: trained -> here): ' + ', '.join(
-            f'{label}: {trained!r} -> {here!r}'
-            for label, trained, here in moved[:listed])
-            + (f' ({len(moved)} labels in all)' if len(moved) > listed
-               else ''))
+        parts.append(
+            'labels whose class differs (renamed or reordered, '
+            'label: trained -> here): ' +
+            ', '.join(f'{label}: {trained!r} -> {here!r}'
+                      for label, trained, here in moved[:listed]) +
+            (f' ({len(moved)} labels in all)' if len(moved) > listed else ''))
     return '; '.join(parts)
 
 

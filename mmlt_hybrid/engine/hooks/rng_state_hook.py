@@ -17,8 +17,7 @@ def global_rng_states() -> dict:
     CUDA's, once initialised), as tensors, ints, floats and None only, so
     torch's weights-only loader reads them back."""
     version, internal, gauss_next = random.getstate()
-    _, key, pos, has_gauss, cached_gaussian = np.random.get_state(
-        legacy=True)
+    _, key, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
     states = dict(
         world_size=get_world_size(),
         python=dict(
@@ -41,13 +40,12 @@ def set_global_rng_states(states: dict) -> None:
     :func:`global_rng_states`; CUDA's only where there are as many devices
     as when they were taken)."""
     python = states['python']
-    random.setstate((python['version'],
-                     tuple(python['internal'].tolist()),
+    random.setstate((python['version'], tuple(python['internal'].tolist()),
                      python['gauss_next']))
     numpy = states['numpy']
     np.random.set_state(
-        ('MT19937', numpy['key'].cpu().numpy().astype(np.uint32),
-         numpy['pos'], numpy['has_gauss'], numpy['cached_gaussian']))
+        ('MT19937', numpy['key'].cpu().numpy().astype(np.uint32), numpy['pos'],
+         numpy['has_gauss'], numpy['cached_gaussian']))
     torch.set_rng_state(states['torch'].cpu())
     cuda = states.get('cuda')
     if cuda and torch.cuda.is_available() and \
@@ -97,8 +95,9 @@ class GlobalRngStateHook(Hook):
             else global_rng_states()
         checkpoint[RNG_STATES_KEY] = states
         meta = checkpoint.get('meta') or {}
-        at_epoch_end = (meta.get('epoch') == runner.epoch + 1
-                        and meta.get('iter') == runner.iter)
+        at_epoch_end = (
+            meta.get('epoch') == runner.epoch + 1
+            and meta.get('iter') == runner.iter)
         if at_epoch_end and states['world_size'] == 1:
             self._next = states
 

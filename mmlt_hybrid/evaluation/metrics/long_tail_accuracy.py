@@ -5,8 +5,8 @@ import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.structures import BaseDataElement
-
 from mmpretrain.registry import METRICS
+
 from ...validation import check_counts, check_int, check_number
 
 #: The usual many/medium/few split of long-tail papers (Liu et al., 2019):
@@ -203,8 +203,8 @@ class LongTailAccuracy(BaseMetric):
         width = min(r['pred_topk'].numel() for r in results)
         metrics = self.calculate(
             torch.stack([r['pred_topk'][:width] for r in results]),
-            torch.tensor([r['gt_label'] for r in results]), counts,
-            self.topk, self.many_shot_thr, self.few_shot_thr)
+            torch.tensor([r['gt_label'] for r in results]), counts, self.topk,
+            self.many_shot_thr, self.few_shot_thr)
         del metrics['per_class']
         return metrics
 

@@ -66,8 +66,7 @@ class CifarBasicBlock(nn.Module):
                  norm_cfg: dict = dict(type='BN')):
         super().__init__()
         self.conv1 = nn.Conv2d(
-            in_channels, out_channels, 3, stride=stride, padding=1,
-            bias=False)
+            in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
         self.norm1 = build_norm_layer(norm_cfg, out_channels)[1]
         self.conv2 = nn.Conv2d(
             out_channels, out_channels, 3, stride=1, padding=1, bias=False)
@@ -155,8 +154,8 @@ class CifarResNet(BaseBackbone):
         indices = (out_indices, ) if isinstance(out_indices, int) else \
             out_indices
         stages = range(-self.num_stages, self.num_stages)
-        if not (isinstance(indices, Sequence) and indices and all(
-                type(i) is int and i in stages for i in indices)):
+        if not (isinstance(indices, Sequence) and indices
+                and all(type(i) is int and i in stages for i in indices)):
             raise ValueError(
                 f'{owner}: out_indices={out_indices!r} is not allowed; it must'
                 ' be a stage index (0, 1, 2, or -3, -2, -1 from the end) or a '
@@ -181,8 +180,8 @@ class CifarResNet(BaseBackbone):
 
         self.res_layers: List[str] = []
         channels = STAGE_CHANNELS[0]
-        for i, (out_channels, stride) in enumerate(
-                zip(STAGE_CHANNELS, STAGE_STRIDES)):
+        for i, (out_channels,
+                stride) in enumerate(zip(STAGE_CHANNELS, STAGE_STRIDES)):
             blocks = []
             for j in range(self.blocks_per_stage):
                 blocks.append(

@@ -129,10 +129,10 @@ class HybridClassifier(ImageClassifier):
             raise ValueError(
                 f'{owner}(cls_input={self.cls_input!r}): the classifier reads '
                 'views of single images, which data_preprocessor must make: '
-                'a HybridDataPreprocessor with num_views'
-                + ('' if own else ' and without batch_augments (Mixup, '
-                   'CutMix would mix the views the feature head reads)')
-                + f'; got {type(pre).__name__} with num_views={views!r} and '
+                'a HybridDataPreprocessor with num_views' +
+                ('' if own else ' and without batch_augments (Mixup, '
+                 'CutMix would mix the views the feature head reads)') +
+                f'; got {type(pre).__name__} with num_views={views!r} and '
                 f'batch_augments={type(mixing).__name__ if mixing else None}.')
         pre.view_single_images = True
         pre.classifier_view = own
@@ -144,11 +144,13 @@ class HybridClassifier(ImageClassifier):
         key = _CLS_KEY.get(self.cls_input)
         found = None
         if isinstance(inputs, dict):
-            found = ('pairs' if 'balanced' in inputs else 'a classifier '
-                     'view' if 'cls' in inputs else f'the keys {sorted(inputs)}')
+            found = (
+                'pairs' if 'balanced' in inputs else 'a classifier '
+                'view' if 'cls' in inputs else f'the keys {sorted(inputs)}')
         if (key is None) != (found is None) or (key and key not in inputs):
-            lacks = dict(balanced='no class-balanced part',
-                         own_view='no classifier view (cls)')
+            lacks = dict(
+                balanced='no class-balanced part',
+                own_view='no classifier view (cls)')
             raise ValueError(
                 f'HybridClassifier(cls_input={self.cls_input!r}): the batch '
                 f'has {found or lacks[self.cls_input]}; \'uniform\' takes '

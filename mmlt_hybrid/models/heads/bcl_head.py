@@ -64,9 +64,13 @@ class BCLHead(ProjectionHead):
                      type='BalancedContrastiveLoss', temperature=0.1),
                  proto_hid_channels: Optional[int] = None,
                  init_cfg: Optional[dict] = None):
-        super().__init__(in_channels=in_channels, hid_channels=hid_channels,
-                         out_channels=out_channels, loss=loss,
-                         with_bn=with_bn, init_cfg=init_cfg)
+        super().__init__(
+            in_channels=in_channels,
+            hid_channels=hid_channels,
+            out_channels=out_channels,
+            loss=loss,
+            with_bn=with_bn,
+            init_cfg=init_cfg)
         self.num_classes = check_int(
             'BCLHead', 'num_classes', num_classes, min_value=2)
         self.proto_hid_channels = check_int(
@@ -120,5 +124,6 @@ class BCLHead(ProjectionHead):
             ValueError: If the features or the weight have the wrong shape.
         """
         return dict(
-            loss=self.loss_module(self(feats), self.row_labels(data_samples),
-                                  self.prototypes(classifier_weight)))
+            loss=self.loss_module(
+                self(feats), self.row_labels(data_samples),
+                self.prototypes(classifier_weight)))

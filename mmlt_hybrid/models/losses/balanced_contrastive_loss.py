@@ -105,8 +105,8 @@ class BalancedContrastiveLoss(nn.Module):
         dtype = loss_dtype(features, prototypes)
         with torch.autocast(device_type=features.device.type, enabled=False):
             return self.loss_weight * self._loss(
-                features.to(dtype), labels.to(features.device).long(),
-                prototypes.to(dtype))
+                features.to(dtype),
+                labels.to(features.device).long(), prototypes.to(dtype))
 
     def _loss(self, features: torch.Tensor, labels: torch.Tensor,
               prototypes: torch.Tensor) -> torch.Tensor:
@@ -121,7 +121,8 @@ class BalancedContrastiveLoss(nn.Module):
         candidates = torch.cat([contrast, prototypes])
         candidate_labels = torch.cat([contrast_labels, classes])
         not_self = torch.cat(
-            [~self_mask, self_mask.new_ones(self_mask.shape[0], num_classes)],
+            [~self_mask,
+             self_mask.new_ones(self_mask.shape[0], num_classes)],
             dim=1)
         same_class = labels[:, None] == candidate_labels[None, :]
         pos_mask = same_class & not_self
@@ -129,9 +130,8 @@ class BalancedContrastiveLoss(nn.Module):
         # n_c(i) for the class c of every candidate: its rows and prototype,
         # less the anchor itself in the anchor's own class (never below 1).
         class_sizes = (contrast_labels[None, :] == classes[:, None]).sum(1) + 1
-        log_sizes = torch.log(
-            (class_sizes[candidate_labels][None, :] - same_class.long()).to(
-                features.dtype))
+        log_sizes = torch.log((class_sizes[candidate_labels][None, :] -
+                               same_class.long()).to(features.dtype))
 
         logits = features @ candidates.t() / self.temperature
         log_denominator = log_sum_exp(

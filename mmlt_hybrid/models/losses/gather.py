@@ -27,7 +27,8 @@ def is_distributed() -> bool:
 def _gather_sizes(tensor: torch.Tensor) -> List[int]:
     """Number of rows (dim 0) of ``tensor`` on every rank, in rank order."""
     world_size = dist.get_world_size()
-    size = torch.tensor([tensor.shape[0]], dtype=torch.long,
+    size = torch.tensor([tensor.shape[0]],
+                        dtype=torch.long,
                         device=tensor.device)
     sizes = [torch.zeros_like(size) for _ in range(world_size)]
     dist.all_gather(sizes, size)
@@ -107,9 +108,9 @@ def all_gather_no_grad(tensor: torch.Tensor) -> torch.Tensor:
         return _gather_padded(tensor, _gather_sizes(tensor))
 
 
-def contrast_set(features: torch.Tensor, labels: torch.Tensor,
-                 gather: bool) -> Tuple[torch.Tensor, torch.Tensor,
-                                        torch.Tensor]:
+def contrast_set(
+        features: torch.Tensor, labels: torch.Tensor,
+        gather: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The rows a contrastive loss contrasts its local anchors with.
 
     With ``gather`` the rows of all ranks (:func:`all_gather_with_grad`, so
@@ -134,8 +135,7 @@ def contrast_set(features: torch.Tensor, labels: torch.Tensor,
     num_local = features.shape[0]
     self_index = torch.arange(num_local, device=features.device) + offset
     self_mask = torch.zeros(
-        num_local, contrast.shape[0], dtype=torch.bool,
-        device=features.device)
+        num_local, contrast.shape[0], dtype=torch.bool, device=features.device)
     self_mask[torch.arange(num_local, device=features.device),
               self_index] = True
     return contrast, contrast_labels, self_mask

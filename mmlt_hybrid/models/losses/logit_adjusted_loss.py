@@ -11,12 +11,13 @@ from typing import List, Optional, Sequence
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
-from mmpretrain.models.losses.cross_entropy_loss import (cross_entropy,
-                                                         soft_cross_entropy)
+from mmpretrain.models.losses.cross_entropy_loss import (
+    cross_entropy,
+    soft_cross_entropy,
+)
 from mmpretrain.registry import MODELS
 
 from ...validation import check_counts, check_number
-
 
 #: What to do about a class without training images (it has no prior).
 _NO_PRIOR = (' (a class without training images has no prior): give every '
@@ -95,15 +96,13 @@ class ClassPriorMixin:
         if saved is None or self.needs_class_counts:
             if self.class_counts.numel() == 0 and saved is not None:
                 self.class_counts = self.class_counts.new_empty(saved.shape)
-            super()._load_from_state_dict(state_dict, prefix, *args,
-                                          **kwargs)
+            super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
             return
         # Counts given in the config win over the checkpoint's (e.g. another
         # prior at test time): everything else is loaded.
         state_dict[key] = self.class_counts.clone()
         try:
-            super()._load_from_state_dict(state_dict, prefix, *args,
-                                          **kwargs)
+            super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         finally:
             state_dict[key] = saved
         given, saved = self.class_counts.tolist(), saved.tolist()
@@ -112,7 +111,8 @@ class ClassPriorMixin:
                 f'{type(self).__name__} ({prefix}class_counts): the '
                 f'class_counts given in the config {given} are used, not '
                 f"the checkpoint's {saved}.",
-                logger='current', level=logging.INFO)
+                logger='current',
+                level=logging.INFO)
 
 
 @MODELS.register_module()
@@ -173,10 +173,14 @@ class LogitAdjustedLoss(ClassPriorMixin, nn.Module):
         assert reduction_override in (None, 'none', 'mean', 'sum')
         reduction = reduction_override or self.reduction
         adjusted = cls_score + self.tau * self.log_prior(cls_score)
-        criterion = (soft_cross_entropy
-                     if label.dim() == cls_score.dim() else cross_entropy)
+        criterion = (
+            soft_cross_entropy
+            if label.dim() == cls_score.dim() else cross_entropy)
         return self.loss_weight * criterion(
-            adjusted, label, weight, reduction=reduction,
+            adjusted,
+            label,
+            weight,
+            reduction=reduction,
             avg_factor=avg_factor)
 
 

@@ -5,8 +5,8 @@ import torch
 import torch.nn as nn
 from mmpretrain.registry import MODELS
 
-from ...validation import check_choice, check_int, check_number
 from ...randomness import step_generator
+from ...validation import check_choice, check_int, check_number
 from .gather import global_mean
 from .utils import check_features_labels, log_sum_exp, loss_dtype
 
@@ -142,8 +142,7 @@ class PSCLoss(nn.Module):
                     torch.zeros_like(logits, dtype=torch.bool).scatter_(
                         1, labels[:, None], True), float('-inf'))
             if self.denominator == 'all':
-                negative_logits = torch.cat([negative_logits, positive],
-                                            dim=1)
+                negative_logits = torch.cat([negative_logits, positive], dim=1)
             # With no rows (possible on one rank) the sum is a zero joined
             # to the graph.
             loss = global_mean((log_sum_exp(negative_logits) - positive).sum(),

@@ -123,8 +123,8 @@ class SupConLoss(nn.Module):
             num_pos.clamp(min=1).to(features.dtype)
         per_anchor = -mean_log_prob_pos * valid
         if self.base_temperature is not None:
-            per_anchor = per_anchor * (self.temperature /
-                                       self.base_temperature)
+            per_anchor = per_anchor * (
+                self.temperature / self.base_temperature)
         if not gather:  # the ranks' losses are independent of each other
             return per_anchor.sum() / valid.sum().clamp(min=1)
         return global_mean(per_anchor.sum(), valid.sum())

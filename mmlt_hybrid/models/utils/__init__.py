@@ -1,7 +1,12 @@
 """Registered components; each module below registers on import."""
-from .batch_transforms import (BatchColorJitter, BatchCutout,
-                               BatchRandAugment, BatchRandomCrop,
-                               BatchRandomFlip, BatchRandomGrayscale)
+from .batch_transforms import (
+    BatchColorJitter,
+    BatchCutout,
+    BatchRandAugment,
+    BatchRandomCrop,
+    BatchRandomFlip,
+    BatchRandomGrayscale,
+)
 from .data_preprocessor import HybridDataPreprocessor
 
 __all__ = [

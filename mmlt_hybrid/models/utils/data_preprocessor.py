@@ -7,9 +7,9 @@ import torch
 from mmpretrain.models.utils import ClsDataPreprocessor
 from mmpretrain.registry import MODELS
 
+from ...randomness import step_generator, step_seeded_global_rng
 from ...validation import check, check_bool, check_int
 from .batch_transforms import apply_batch_transforms, build_batch_transforms
-from ...randomness import step_generator, step_seeded_global_rng
 
 
 def _name(sample, k: int) -> str:
@@ -24,8 +24,8 @@ def _name(sample, k: int) -> str:
 
 
 def _check_one_size(images: Sequence[torch.Tensor],
-                   samples: Optional[Sequence] = None,
-                   can_pad: bool = True) -> None:
+                    samples: Optional[Sequence] = None,
+                    can_pad: bool = True) -> None:
     """Refuse a batch of images of several sizes, naming the sizes and the
     images (files where the data samples carry ``img_path``) whose size
     differs from the most common one.
@@ -48,8 +48,10 @@ def _check_one_size(images: Sequence[torch.Tensor],
     common = max(set(shapes), key=shapes.count)
     samples = list(samples or [])
     samples += [None] * (len(shapes) - len(samples))
-    odd = [f'{shape} ({_name(samples[k], k)})'
-           for k, shape in enumerate(shapes) if shape != common]
+    odd = [
+        f'{shape} ({_name(samples[k], k)})' for k, shape in enumerate(shapes)
+        if shape != common
+    ]
     more = f' and {len(odd) - 5} more' if len(odd) > 5 else ''
     hint = (' or set data_preprocessor.pad_to_same_size=True to pad them '
             'to the largest with pad_value' if can_pad else '')
@@ -74,9 +76,10 @@ def _is_multi_view(inputs) -> bool:
     """Whether single-image ``inputs`` are mmpretrain's multi-view layout:
     V lists of images (``pseudo_collate``) or V (N, C, H, W) tensors
     (``default_collate``)."""
-    return isinstance(inputs, (list, tuple)) and len(inputs) > 0 and (
-        isinstance(inputs[0], (list, tuple))
-        or getattr(inputs[0], 'ndim', 0) == 4)
+    return isinstance(inputs,
+                      (list, tuple)) and len(inputs) > 0 and (isinstance(
+                          inputs[0],
+                          (list, tuple)) or getattr(inputs[0], 'ndim', 0) == 4)
 
 
 @MODELS.register_module()
@@ -143,8 +146,8 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
         self.channels_last = check_bool(owner, 'channels_last', channels_last)
         self.pad_to_same_size = check_bool(owner, 'pad_to_same_size',
                                            pad_to_same_size)
-        self.num_views = check_int(owner, 'num_views', num_views,
-                                   optional=True)
+        self.num_views = check_int(
+            owner, 'num_views', num_views, optional=True)
         if self.batch_augments and not self.num_classes:
             raise ValueError(
                 f'{owner}: batch_augments (Mixup, CutMix) mix one-hot scores '
@@ -184,15 +187,16 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
         views, balanced = list(inputs['views']), inputs['balanced']
         n = len(balanced)
         num_views = self.num_views or len(views)
-        check('HybridDataPreprocessor', 'num_views', num_views,
-              len(views) in (1, num_views), f'{len(views)}, the views of '
-              'each uniform image the data gives (or give one view, viewed '
-              'here)')
+        check(
+            'HybridDataPreprocessor', 'num_views', num_views,
+            len(views) in (1, num_views), f'{len(views)}, the views of '
+            'each uniform image the data gives (or give one view, viewed '
+            'here)')
         uniform_samples = samples.get('uniform')
         balanced_samples = samples.get('balanced')
-        images = self._to_device(
-            views + [balanced],
-            [uniform_samples] * len(views) + [balanced_samples])
+        images = self._to_device(views + [balanced],
+                                 [uniform_samples] * len(views) +
+                                 [balanced_samples])
         uniform, balanced = images.split([len(views) * n, n])
         if training:
             if len(views) != num_views:
@@ -219,8 +223,8 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
                 list(uniform_samples) + list(balanced_samples or []))
             tensors = self._normalise(images, flat, False)['inputs'].split(n)
         return dict(
-            inputs=dict(views=list(tensors[:num_views]),
-                        balanced=tensors[num_views]),
+            inputs=dict(
+                views=list(tensors[:num_views]), balanced=tensors[num_views]),
             data_samples=dict(
                 uniform=uniform_samples, balanced=balanced_samples))
 
@@ -257,13 +261,13 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
         images = self._to_device([data['inputs']], [samples])
         n = len(images)
         views = self._augment(self.batch_transforms,
-                              images.repeat(self.num_views, 1, 1, 1),
-                              'views')
+                              images.repeat(self.num_views, 1, 1, 1), 'views')
         cls = self._augment(self.balanced_transforms, images, 'balanced')
         views = self._normalise(views, samples, False)['inputs'].split(n)
         cls = self._normalise(cls, samples, True)
-        return dict(inputs=dict(views=list(views), cls=cls['inputs']),
-                    data_samples=cls['data_samples'])
+        return dict(
+            inputs=dict(views=list(views), cls=cls['inputs']),
+            data_samples=cls['data_samples'])
 
     def _singles(self, data: dict, training: bool) -> dict:
         """Single images (validation, test, plain cross-entropy training):
@@ -284,12 +288,16 @@ class HybridDataPreprocessor(ClsDataPreprocessor):
         """Stack the collated views on the host, one after the other, and
         copy them to the device in one transfer (``samples``: the data
         samples of every view, to name odd images)."""
-        images = [_stack(view, sample) for view, sample in
-                  zip(views, list(samples) + [None] * len(views))]
+        images = [
+            _stack(view, sample)
+            for view, sample in zip(views,
+                                    list(samples) + [None] * len(views))
+        ]
         sizes = [tuple(img.shape[1:]) for img in images]
-        check('HybridDataPreprocessor', 'view sizes', sizes,
-              len(set(sizes)) == 1, 'one size (crop or resize the views to '
-              'one size in the dataset pipeline)')
+        check(
+            'HybridDataPreprocessor', 'view sizes', sizes,
+            len(set(sizes)) == 1, 'one size (crop or resize the views to '
+            'one size in the dataset pipeline)')
         images = images[0] if len(images) == 1 else torch.cat(images)
         return images.to(self.device, non_blocking=True)
 

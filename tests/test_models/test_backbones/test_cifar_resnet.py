@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.logging import MMLogger
+from mmpretrain.registry import MODELS
 
 import mmlt_hybrid  # noqa: F401  (registers the components)
 from mmlt_hybrid.models.backbones import CifarResNet
-from mmpretrain.registry import MODELS
 
 
 def num_params(module):
@@ -39,8 +39,8 @@ def test_resnet32_size_and_feature():
     assert feats[0].shape == (2, 64)
 
 
-@pytest.mark.parametrize('depth,published_millions',
-                         [(20, 0.27), (44, 0.66), (56, 0.85), (110, 1.7)])
+@pytest.mark.parametrize('depth,published_millions', [(20, 0.27), (44, 0.66),
+                                                      (56, 0.85), (110, 1.7)])
 def test_published_depths_build(depth, published_millions):
     backbone = CifarResNet(depth=depth)
     assert backbone.blocks_per_stage == (depth - 2) // 6
@@ -54,11 +54,11 @@ def test_published_depths_build(depth, published_millions):
 def test_stage_shapes_and_out_indices():
     backbone = CifarResNet(depth=20, out_indices=(0, 1, 2))
     outs = backbone(torch.randn(2, 3, 32, 32))
-    assert [tuple(o.shape) for o in outs] == [(2, 16, 32, 32),
-                                              (2, 32, 16, 16),
+    assert [tuple(o.shape) for o in outs] == [(2, 16, 32, 32), (2, 32, 16, 16),
                                               (2, 64, 8, 8)]
-    assert CifarResNet(depth=8, out_indices=(-1, ))(
-        torch.randn(1, 3, 32, 32))[0].shape == (1, 64, 8, 8)
+    assert CifarResNet(
+        depth=8, out_indices=(-1, ))(torch.randn(1, 3, 32,
+                                                 32))[0].shape == (1, 64, 8, 8)
 
 
 def test_option_a_shortcut_has_no_parameters():
@@ -105,9 +105,10 @@ def test_in_channels():
 
 @pytest.mark.parametrize('depth', [31, 33, 2, 0, -4, 32.0, True])
 def test_bad_depth(depth):
-    with pytest.raises(ValueError,
-                       match=rf'CifarResNet: depth={depth!r} is not allowed; '
-                       r'it must be 6n \+ 2 with n >= 1'):
+    with pytest.raises(
+            ValueError,
+            match=rf'CifarResNet: depth={depth!r} is not allowed; '
+            r'it must be 6n \+ 2 with n >= 1'):
         CifarResNet(depth=depth)
 
 
@@ -119,24 +120,27 @@ def test_bad_depth_at_build():
 @pytest.mark.parametrize('out_indices', [(3, ), (0, -4), (), ('2', ),
                                          (1.0, ), 3, None])
 def test_bad_out_indices(out_indices):
-    with pytest.raises(ValueError,
-                       match=rf'CifarResNet: out_indices='
-                       rf'{re.escape(repr(out_indices))} is not allowed; it '
-                       r'must be a stage index .*0, 1, 2.*-3, -2, -1.* or a '
-                       r'non-empty sequence of them'):
+    with pytest.raises(
+            ValueError,
+            match=rf'CifarResNet: out_indices='
+            rf'{re.escape(repr(out_indices))} is not allowed; it '
+            r'must be a stage index .*0, 1, 2.*-3, -2, -1.* or a '
+            r'non-empty sequence of them'):
         CifarResNet(depth=8, out_indices=out_indices)
 
 
 @pytest.mark.parametrize('frozen_stages', [4, -2, 1.0, None])
 def test_bad_frozen_stages(frozen_stages):
-    with pytest.raises(ValueError,
-                       match=rf'CifarResNet: frozen_stages={frozen_stages!r} '
-                       r'is not allowed; it must be .*-1.*3'):
+    with pytest.raises(
+            ValueError,
+            match=rf'CifarResNet: frozen_stages={frozen_stages!r} '
+            r'is not allowed; it must be .*-1.*3'):
         CifarResNet(depth=8, frozen_stages=frozen_stages)
 
 
 def test_bad_in_channels():
-    with pytest.raises(ValueError,
-                       match='CifarResNet: in_channels=0 is not allowed; it '
-                       'must be an integer >= 1'):
+    with pytest.raises(
+            ValueError,
+            match='CifarResNet: in_channels=0 is not allowed; it '
+            'must be an integer >= 1'):
         CifarResNet(depth=8, in_channels=0)

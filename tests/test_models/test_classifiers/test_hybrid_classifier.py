@@ -8,16 +8,16 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import NoReadBack
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import MMLogger
 from mmengine.optim import OptimWrapper
+from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 import mmlt_hybrid  # noqa: F401  (registers the components)
 from mmlt_hybrid.engine.hooks import ModelDataCheckHook
 from mmlt_hybrid.models.classifiers import HybridClassifier
-from mmpretrain.registry import MODELS
-from conftest import NoReadBack
 
 NUM_CLASSES = 4
 
@@ -35,7 +35,9 @@ def model_cfg(feat_head='SupConHead', **kwargs):
     feat_heads = dict(
         SupConHead=dict(type='SupConHead', in_channels=64, out_channels=16),
         PSCHead=dict(
-            type='PSCHead', num_classes=NUM_CLASSES, in_channels=64,
+            type='PSCHead',
+            num_classes=NUM_CLASSES,
+            in_channels=64,
             out_channels=16))
     cfg = dict(
         type='HybridClassifier',
@@ -59,7 +61,9 @@ def samples(labels):
     return [DataSample().set_gt_label(int(label)) for label in labels]
 
 
-def hybrid_batch(num_views=2, uniform=(0, 1, 1, 3), balanced=(2, 3, 0, 1),
+def hybrid_batch(num_views=2,
+                 uniform=(0, 1, 1, 3),
+                 balanced=(2, 3, 0, 1),
                  seed=0):
     """What HybridDataPreprocessor hands the model in training."""
     g = torch.Generator().manual_seed(seed)
@@ -202,12 +206,13 @@ def test_batch_without_balanced_part_refused():
     # Single images (a Tensor) or a list of views: not the pairs of the
     # class-balanced sampler, which the preprocessor makes a dict.
     for bad in (flat, list(inputs['views'])):
-        with pytest.raises(ValueError,
-                           match=r"HybridClassifier\(cls_input='balanced'\): "
-                           r"the batch has no class-balanced part; 'uniform' "
-                           r'takes views of single images \(DefaultSampler\),'
-                           r" 'balanced' pairs of ClassBalancedPairSampler \+ "
-                           r'HybridPairDataset'):
+        with pytest.raises(
+                ValueError,
+                match=r"HybridClassifier\(cls_input='balanced'\): "
+                r"the batch has no class-balanced part; 'uniform' "
+                r'takes views of single images \(DefaultSampler\),'
+                r" 'balanced' pairs of ClassBalancedPairSampler \+ "
+                r'HybridPairDataset'):
             model.loss(bad, all_samples)
 
 
@@ -216,24 +221,27 @@ def test_construction_needs_both_heads_and_a_known_cls_input():
     for key in ('feat_head', 'head'):
         cfg = model_cfg()
         cfg.pop(key)
-        with pytest.raises(TypeError,
-                           match=r'HybridClassifier.*missing 1 required '
-                           rf"keyword-only argument: '{key}'"):
+        with pytest.raises(
+                TypeError,
+                match=r'HybridClassifier.*missing 1 required '
+                rf"keyword-only argument: '{key}'"):
             MODELS.build(cfg)
     for cls_input in ('both', 'Uniform', None):
-        with pytest.raises(ValueError,
-                           match=rf'HybridClassifier: cls_input={cls_input!r}'
-                           r" is not allowed; it must be one of \('balanced',"
-                           r" 'uniform', 'own_view'\)"):
+        with pytest.raises(
+                ValueError,
+                match=rf'HybridClassifier: cls_input={cls_input!r}'
+                r" is not allowed; it must be one of \('balanced',"
+                r" 'uniform', 'own_view'\)"):
             MODELS.build(model_cfg(cls_input=cls_input))
 
 
 def test_psc_num_classes_mismatch():
     cfg = model_cfg('PSCHead')
     cfg['feat_head']['num_classes'] = NUM_CLASSES + 1
-    with pytest.raises(ValueError,
-                       match=r'feat_head.num_classes=5 differs from '
-                       r"head.num_classes=4; set both to the dataset's"):
+    with pytest.raises(
+            ValueError,
+            match=r'feat_head.num_classes=5 differs from '
+            r"head.num_classes=4; set both to the dataset's"):
         MODELS.build(cfg)
 
 
@@ -250,8 +258,8 @@ def test_loss_reads_nothing_back(feat_head):
             bool(inputs['balanced'].any())  # the guard works
         losses = model.loss(inputs, data_samples)
     for key in ('loss_feat', 'loss_cls'):
-        assert losses[key].item() == pytest.approx(expected[key].item(),
-                                                   rel=1e-5)
+        assert losses[key].item() == pytest.approx(
+            expected[key].item(), rel=1e-5)
 
 
 def _stub_runner(model, dataset):
@@ -268,8 +276,10 @@ def test_the_training_labels_are_checked_once_before_training(
     hook = ModelDataCheckHook()
     # Labels 0..5 in a set that names 4 classes, as the heads have.
     too_many = toy_label_dataset([0, 1, 2, 3, 5, 4], num_classes=4)
-    with pytest.raises(ValueError, match=r'label 5 is out of range for '
-                       r"the heads' num_classes=4"):
+    with pytest.raises(
+            ValueError,
+            match=r'label 5 is out of range for '
+            r"the heads' num_classes=4"):
         hook.before_train(_stub_runner(model, too_many))
     hook.before_train(_stub_runner(model, toy_label_dataset([0, 1, 3, 2])))
 
@@ -289,8 +299,9 @@ def test_predict_and_extract_feat_like_image_classifier():
     hybrid.eval()
     plain.eval()
     images = torch.randn(3, 3, 32, 32)
-    assert torch.equal(hybrid.extract_feat(images)[0],
-                       plain.extract_feat(images)[0])
+    assert torch.equal(
+        hybrid.extract_feat(images)[0],
+        plain.extract_feat(images)[0])
     assert torch.equal(hybrid(images), plain(images))  # mode='tensor'
     got = hybrid.predict(images)
     expected = plain.predict(images)
@@ -318,14 +329,13 @@ def pair_items(n, num_views):
     g = torch.Generator().manual_seed(n)
 
     def image():
-        return torch.randint(0, 256, (3, 32, 32), generator=g,
-                             dtype=torch.uint8)
+        return torch.randint(
+            0, 256, (3, 32, 32), generator=g, dtype=torch.uint8)
 
     return [
         dict(
             inputs=dict(
-                views=[image() for _ in range(num_views)],
-                balanced=image()),
+                views=[image() for _ in range(num_views)], balanced=image()),
             data_samples=dict(
                 uniform=DataSample().set_gt_label(i % 2),
                 balanced=DataSample().set_gt_label(3 - i % 2)))
@@ -348,8 +358,8 @@ def test_train_step_on_collated_hybrid_batch(data_views, num_views):
         lambda module, args, out: rows.append(args[0].shape[0]))
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     before = model.head.fc.weight.detach().clone()
-    log_vars = model.train_step(pseudo_collate(pair_items(4, data_views)),
-                                optim)
+    log_vars = model.train_step(
+        pseudo_collate(pair_items(4, data_views)), optim)
     assert rows == [3 * 4]  # 2 views + balanced, 4 images each
     assert {'loss', 'loss_feat', 'loss_cls'} <= set(log_vars)
     assert log_vars['loss'].item() == pytest.approx(

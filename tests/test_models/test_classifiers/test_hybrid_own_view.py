@@ -11,22 +11,36 @@ from mmengine.dataset import default_collate
 from mmengine.logging import MessageHub
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+from test_hybrid_classifier import (
+    NUM_CLASSES,
+    model_cfg,
+    quiet_init_log,  # noqa: F401
+)
 
 import mmlt_hybrid  # noqa: F401  (registers the components)
-from test_hybrid_classifier import quiet_init_log  # noqa: F401
-from test_hybrid_classifier import NUM_CLASSES, model_cfg
 
 #: The views: a horizontal flip with p 0.5; the classifier's view: grey
 #: (ITU-R 601 weights) always, so the two kinds of rows are told apart.
 FLIP = [dict(type='BatchRandomFlip', prob=0.5)]
-GREY = [dict(type='BatchRandomGrayscale', prob=1.0, keep_channels=True,
-             channel_weights=(0.299, 0.587, 0.114))]
+GREY = [
+    dict(
+        type='BatchRandomGrayscale',
+        prob=1.0,
+        keep_channels=True,
+        channel_weights=(0.299, 0.587, 0.114))
+]
 
 
 def build(**preprocessor):
-    cfg = model_cfg(cls_input='own_view', data_preprocessor=dict(
-        num_views=2, mean=[0.] * 3, std=[1.] * 3, batch_transforms=FLIP,
-        balanced_transforms=GREY, **preprocessor))
+    cfg = model_cfg(
+        cls_input='own_view',
+        data_preprocessor=dict(
+            num_views=2,
+            mean=[0.] * 3,
+            std=[1.] * 3,
+            batch_transforms=FLIP,
+            balanced_transforms=GREY,
+            **preprocessor))
     torch.manual_seed(0)
     return MODELS.build(cfg)
 
@@ -41,10 +55,13 @@ def step():
 
 def single_batch(n=24, seed=0):
     g = torch.Generator().manual_seed(seed)
-    items = [dict(inputs=torch.randint(0, 256, (3, 4, 6), generator=g,
-                                       dtype=torch.uint8),
-                  data_samples=DataSample().set_gt_label(k % NUM_CLASSES))
-             for k in range(n)]
+    items = [
+        dict(
+            inputs=torch.randint(
+                0, 256, (3, 4, 6), generator=g, dtype=torch.uint8),
+            data_samples=DataSample().set_gt_label(k % NUM_CLASSES))
+        for k in range(n)
+    ]
     return items, default_collate(items)
 
 
@@ -72,18 +89,18 @@ def test_every_row_is_a_view_of_the_drawn_image_with_its_label():
             if torch.equal(view[k], image):
                 flips.append(False)
             else:
-                torch.testing.assert_close(view[k], image.flip(-1),
-                                           rtol=0, atol=0)
+                torch.testing.assert_close(
+                    view[k], image.flip(-1), rtol=0, atol=0)
                 flips.append(True)
     assert 0 < sum(flips) < len(flips)  # every row drew its own flip
     for k, item in enumerate(items):
-        torch.testing.assert_close(cls[k], grey(item['inputs']).float(),
-                                   rtol=0, atol=1.0)
-    assert [int(s.gt_label) for s in out['data_samples']] == [
-        k % NUM_CLASSES for k in range(24)]
+        torch.testing.assert_close(
+            cls[k], grey(item['inputs']).float(), rtol=0, atol=1.0)
+    assert [int(s.gt_label) for s in out['data_samples']
+            ] == [k % NUM_CLASSES for k in range(24)]
     # Evaluation: one plain view, as for any single-image batch.
-    assert pre(single_batch()[1], training=False)['inputs'].shape == (
-        24, 3, 4, 6)
+    assert pre(
+        single_batch()[1], training=False)['inputs'].shape == (24, 3, 4, 6)
 
 
 def test_heads_read_their_rows_in_one_backbone_pass(monkeypatch):
@@ -93,13 +110,16 @@ def test_heads_read_their_rows_in_one_backbone_pass(monkeypatch):
     data = model.data_preprocessor(batch, training=True)
     views, cls = data['inputs']['views'], data['inputs']['cls']
     seen = {}
-    monkeypatch.setattr(model.feat_head, 'loss', lambda feats, labels: (
-        seen.update(feat=(feats, labels)) or dict(loss=feats[-1].sum())))
-    monkeypatch.setattr(model.head, 'loss', lambda feats, samples: (
-        seen.update(cls=(feats, samples)) or dict(loss=feats[-1].sum())))
+    monkeypatch.setattr(
+        model.feat_head, 'loss', lambda feats, labels:
+        (seen.update(feat=(feats, labels)) or dict(loss=feats[-1].sum())))
+    monkeypatch.setattr(
+        model.head, 'loss', lambda feats, samples:
+        (seen.update(cls=(feats, samples)) or dict(loss=feats[-1].sum())))
     passes = []
-    monkeypatch.setattr(model, 'extract_feat', lambda x: (
-        passes.append(x.shape[0]) or (x.mean((2, 3)), )))
+    monkeypatch.setattr(
+        model, 'extract_feat', lambda x: (passes.append(x.shape[0]) or (x.mean(
+            (2, 3)), )))
     losses = model.loss(data['inputs'], data['data_samples'])
     assert passes == [3 * 6]  # (V + 1) N rows, one pass
     feat_feats, labels = seen['feat']
@@ -110,8 +130,8 @@ def test_heads_read_their_rows_in_one_backbone_pass(monkeypatch):
     assert samples is not None and len(samples) == 6
     torch.testing.assert_close(losses['loss_feat'],
                                0.25 * torch.cat(views).mean((2, 3)).sum())
-    torch.testing.assert_close(losses['loss_cls'],
-                               0.75 * cls.mean((2, 3)).sum())
+    torch.testing.assert_close(losses['loss_cls'], 0.75 * cls.mean(
+        (2, 3)).sum())
 
 
 def test_other_layouts_are_refused():
@@ -119,39 +139,50 @@ def test_other_layouts_are_refused():
     model.alpha = 0.5
     views = [torch.randn(2, 3, 8, 8)] * 2
     samples = [DataSample().set_gt_label(0)] * 2
-    with pytest.raises(ValueError, match=r"cls_input='own_view'\): the batch "
-                       r'has no classifier view \(cls\)'):
+    with pytest.raises(
+            ValueError,
+            match=r"cls_input='own_view'\): the batch "
+            r'has no classifier view \(cls\)'):
         model.loss(views, samples)
     with pytest.raises(ValueError, match=r"own_view'\): the batch has pairs"):
-        model.loss(dict(views=views, balanced=views[0]),
-                   dict(uniform=samples, balanced=samples))
+        model.loss(
+            dict(views=views, balanced=views[0]),
+            dict(uniform=samples, balanced=samples))
 
 
 def test_own_view_needs_num_views_and_may_mix_the_classifier_view():
-    with pytest.raises(ValueError, match=r"cls_input='own_view'.*num_views="
-                       r'None'):
-        MODELS.build(model_cfg(cls_input='own_view',
-                               data_preprocessor=dict()))
+    with pytest.raises(
+            ValueError, match=r"cls_input='own_view'.*num_views="
+            r'None'):
+        MODELS.build(model_cfg(cls_input='own_view', data_preprocessor=dict()))
     # Mixup / CutMix mix the classifier's own view only.
-    model = build(num_classes=NUM_CLASSES,
-                  batch_augments=dict(augments=dict(type='Mixup', alpha=1.)))
+    model = build(
+        num_classes=NUM_CLASSES,
+        batch_augments=dict(augments=dict(type='Mixup', alpha=1.)))
     items, batch = single_batch(n=8)
     out = model.data_preprocessor(batch, training=True)
     scores = torch.stack([s.gt_score for s in out['data_samples']])
     assert not torch.equal(scores, scores.round())  # mixed scores
     for k, item in enumerate(items):  # the views are not mixed
         image = item['inputs'].float()
-        assert any(torch.equal(out['inputs']['views'][0][k], im)
-                   for im in (image, image.flip(-1)))
+        assert any(
+            torch.equal(out['inputs']['views'][0][k], im)
+            for im in (image, image.flip(-1)))
 
 
 def test_a_head_that_needs_the_classifier_weight_gets_it():
     """BCLHead declares needs_classifier_weight: the model hands it
     head.fc.weight, so the feature loss reaches the classifier's weight."""
-    cfg = model_cfg(cls_input='own_view', data_preprocessor=dict(
-        num_views=2, batch_transforms=FLIP, balanced_transforms=GREY))
-    cfg['feat_head'] = dict(type='BCLHead', num_classes=NUM_CLASSES,
-                            in_channels=64, hid_channels=32, out_channels=16)
+    cfg = model_cfg(
+        cls_input='own_view',
+        data_preprocessor=dict(
+            num_views=2, batch_transforms=FLIP, balanced_transforms=GREY))
+    cfg['feat_head'] = dict(
+        type='BCLHead',
+        num_classes=NUM_CLASSES,
+        in_channels=64,
+        hid_channels=32,
+        out_channels=16)
     torch.manual_seed(0)
     model = MODELS.build(cfg)
     model.alpha = 1.0  # the feature loss alone

@@ -13,13 +13,17 @@ from mmengine.logging import MessageHub
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-import mmlt_hybrid  # noqa: F401  (registers the components)
-from mmlt_hybrid.models.utils import HybridDataPreprocessor
 # The hybrid model of test_hybrid_classifier.py (depth-8 CifarResNet, 4
 # classes), in the uniform mode; its autouse fixture quiets the init log.
-from test_hybrid_classifier import quiet_init_log  # noqa: F401
-from test_hybrid_classifier import NUM_CLASSES, model_cfg
+from test_hybrid_classifier import (
+    NUM_CLASSES,
+    model_cfg,
+    quiet_init_log,  # noqa: F401
+)
 from tool_runner import REPO_ROOT, python_tool, run, scalars
+
+import mmlt_hybrid  # noqa: F401  (registers the components)
+from mmlt_hybrid.models.utils import HybridDataPreprocessor
 
 
 def build(feat_head='SupConHead', **kwargs):
@@ -59,21 +63,27 @@ def test_uniform_mode_makes_the_preprocessor_view_single_images():
 
 def test_uniform_mode_refuses_a_preprocessor_that_cannot_view():
     # Viewing needs the number of views ...
-    with pytest.raises(ValueError,
-                       match=r"HybridClassifier\(cls_input='uniform'\): the "
-                       r'classifier reads views of single images, .* '
-                       r'HybridDataPreprocessor with num_views=None and '
-                       r'batch_augments=None'):
+    with pytest.raises(
+            ValueError,
+            match=r"HybridClassifier\(cls_input='uniform'\): the "
+            r'classifier reads views of single images, .* '
+            r'HybridDataPreprocessor with num_views=None and '
+            r'batch_augments=None'):
         build(data_preprocessor=dict())
     # ... and no Mixup / CutMix, which would mix the feature head's views.
-    with pytest.raises(ValueError, match=r"cls_input='uniform'.*num_views=2 "
-                       r'and batch_augments=RandomBatchAugment'):
-        build(data_preprocessor=dict(
-            num_views=2, num_classes=4,
-            batch_augments=dict(augments=dict(type='Mixup', alpha=1.))))
+    with pytest.raises(
+            ValueError,
+            match=r"cls_input='uniform'.*num_views=2 "
+            r'and batch_augments=RandomBatchAugment'):
+        build(
+            data_preprocessor=dict(
+                num_views=2,
+                num_classes=4,
+                batch_augments=dict(augments=dict(type='Mixup', alpha=1.))))
     # A preprocessor of another kind cannot view single images.
-    with pytest.raises(ValueError, match=r'got ClsDataPreprocessor with '
-                       r'num_views=None'):
+    with pytest.raises(
+            ValueError, match=r'got ClsDataPreprocessor with '
+            r'num_views=None'):
         build(data_preprocessor=dict(type='ClsDataPreprocessor'))
     # The flag is the model's, not the config's.
     with pytest.raises(TypeError, match='view_single_images'):
@@ -118,9 +128,10 @@ def test_single_image_training_batch_gives_2n_rows_to_the_backbone():
     hub = MessageHub.get_instance('test_hybrid_uniform_mode')
     for key, value in (('seed', 0), ('epoch', 0), ('iter', 0)):
         hub.update_info(key, value)
-    model = build(data_preprocessor=dict(
-        num_views=2,
-        batch_transforms=[dict(type='BatchRandomFlip', prob=0.5)]))
+    model = build(
+        data_preprocessor=dict(
+            num_views=2,
+            batch_transforms=[dict(type='BatchRandomFlip', prob=0.5)]))
     model.alpha = 0.5
     g = torch.Generator().manual_seed(1)
     items = [
@@ -150,11 +161,12 @@ def test_uniform_mode_refuses_a_hybrid_batch():
     model.alpha = 0.5
     views, data_samples = view_batch()
     hybrid = dict(views=views, balanced=views[0])
-    with pytest.raises(ValueError,
-                       match=r"HybridClassifier\(cls_input='uniform'\): the "
-                       r"batch has pairs; 'uniform' takes views of single "
-                       r'images \(DefaultSampler\), .*'
-                       r'ClassBalancedPairSampler'):
+    with pytest.raises(
+            ValueError,
+            match=r"HybridClassifier\(cls_input='uniform'\): the "
+            r"batch has pairs; 'uniform' takes views of single "
+            r'images \(DefaultSampler\), .*'
+            r'ClassBalancedPairSampler'):
         model.loss(hybrid, dict(uniform=data_samples, balanced=data_samples))
     # A single-image Tensor cannot reach the loss in this mode: the
     # preprocessor, which the model makes view single images at
@@ -165,7 +177,8 @@ def _write_tiny_config(path, loss=None):
     """The shipped Hybrid-SC-LA config on generated data: ResNet-8, 10
     classes of 24 ... 2 images (IF 10, 95 images), batch 16, 2 epochs."""
     head = f'head=dict(loss={loss!r}), ' if loss else ''
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         _base_ = [{str(REPO_ROOT / 'configs' /
                        'hybrid_sc_la_r32_cifar10lt.py')!r}]
         model = dict({head}backbone=dict(depth=8))
@@ -202,8 +215,8 @@ def test_hybrid_sc_la_trains_through_tools_train(tmp_path):
     # 95 images, batch 16, DefaultSampler: 6 iterations an epoch.
     assert [r['iter'] for r in train] == list(range(1, 13))
     for r in train:
-        assert r['loss'] == pytest.approx(r['loss_feat'] + r['loss_cls'],
-                                          rel=1e-5)
+        assert r['loss'] == pytest.approx(
+            r['loss_feat'] + r['loss_cls'], rel=1e-5)
         # alpha 1 in epoch 1, 1 - (1/2)^2 in epoch 2 (parabolic).
         alpha = 1.0 if r['epoch'] == 1 else 0.75
         assert r['alpha'] == pytest.approx(alpha, abs=1e-12)

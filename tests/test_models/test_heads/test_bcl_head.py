@@ -3,12 +3,12 @@ loss it hands them to, errors, registry."""
 import pytest
 import torch
 import torch.nn as nn
+from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 import mmlt_hybrid  # noqa: F401  (registers the components)
 from mmlt_hybrid.models.heads import BCLHead
 from mmlt_hybrid.models.losses import BalancedContrastiveLoss
-from mmpretrain.registry import MODELS
 
 NUM_CLASSES = 5
 IN_CHANNELS = 16
@@ -16,8 +16,11 @@ IN_CHANNELS = 16
 
 def small_head(**kwargs):
     torch.manual_seed(0)
-    cfg = dict(num_classes=NUM_CLASSES, in_channels=IN_CHANNELS,
-               hid_channels=24, out_channels=8)
+    cfg = dict(
+        num_classes=NUM_CLASSES,
+        in_channels=IN_CHANNELS,
+        hid_channels=24,
+        out_channels=8)
     cfg.update(kwargs)
     return BCLHead(**cfg)
 
@@ -34,8 +37,8 @@ def test_default_structure_is_bcl():
     assert isinstance(head, BCLHead)
     for mlp in (head.projector, head.prototype_projector):
         layers = list(mlp)
-        assert [type(m) for m in layers] == [
-            nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear]
+        assert [type(m) for m in layers
+                ] == [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear]
         assert (layers[0].in_features, layers[0].out_features) == (64, 512)
         assert layers[3].out_features == 128
     assert isinstance(head.loss_module, BalancedContrastiveLoss)
@@ -65,14 +68,13 @@ def test_shapes_and_unit_length():
     z = head((feats, ))
     prototypes = head.prototypes(weight)
     assert z.shape == (7, 8) and prototypes.shape == (NUM_CLASSES, 8)
-    torch.testing.assert_close(prototypes.norm(dim=1),
-                               torch.ones(NUM_CLASSES))
+    torch.testing.assert_close(prototypes.norm(dim=1), torch.ones(NUM_CLASSES))
     torch.testing.assert_close(z.norm(dim=1), torch.ones(7))
 
 
 def test_loss_is_the_loss_of_embeddings_and_prototypes():
-    head = small_head(loss=dict(type='BalancedContrastiveLoss',
-                                temperature=0.3))
+    head = small_head(
+        loss=dict(type='BalancedContrastiveLoss', temperature=0.3))
     feats, labels = batch()
     weight = torch.randn(NUM_CLASSES, IN_CHANNELS)
     samples = [DataSample().set_gt_label(int(y)) for y in labels]
@@ -124,7 +126,7 @@ def test_wrong_weight_shape_is_refused(shape):
 def test_double_precision_head():
     head = small_head().double()
     feats, labels = batch()
-    loss = head.loss(feats.double(), labels,
-                     torch.randn(NUM_CLASSES, IN_CHANNELS,
-                                 dtype=torch.float64))['loss']
+    loss = head.loss(
+        feats.double(), labels,
+        torch.randn(NUM_CLASSES, IN_CHANNELS, dtype=torch.float64))['loss']
     assert loss.dtype == torch.float64 and torch.isfinite(loss)

@@ -6,13 +6,13 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 import mmlt_hybrid  # noqa: F401  (registers the components)
 from mmlt_hybrid.models import heads
 from mmlt_hybrid.models.heads import PSCHead, SupConHead
 from mmlt_hybrid.models.heads.projection_head import ProjectionHead
-from mmpretrain.registry import MODELS
 
 
 def samples(labels):
@@ -24,8 +24,10 @@ def supcon_value(z, labels, tau):
     z, y = z.tolist(), labels.tolist()
     total, count = 0.0, 0
     for i in range(len(z)):
-        sims = [sum(a * b for a, b in zip(z[i], z[k])) / tau
-                for k in range(len(z))]
+        sims = [
+            sum(a * b for a, b in zip(z[i], z[k])) / tau
+            for k in range(len(z))
+        ]
         others = [k for k in range(len(z)) if k != i]
         positives = [k for k in others if y[k] == y[i]]
         if not positives:
@@ -43,8 +45,7 @@ def psc_value(z, labels, prototypes, tau):
     total = 0.0
     for i, row in enumerate(z):
         dots = [sum(a * b for a, b in zip(row, q)) / tau for q in p]
-        negatives = sum(
-            math.exp(d) for j, d in enumerate(dots) if j != y[i])
+        negatives = sum(math.exp(d) for j, d in enumerate(dots) if j != y[i])
         total += -(dots[y[i]] - math.log(negatives))
     return total / len(z)
 
@@ -65,19 +66,20 @@ def test_supcon_head_structure_and_forward():
 
 
 def test_hidden_width_and_bn_option():
-    head = SupConHead(in_channels=8, hid_channels=32, out_channels=4,
-                      with_bn=True)
-    assert [type(m) for m in head.projector] == [
-        nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear
-    ]
+    head = SupConHead(
+        in_channels=8, hid_channels=32, out_channels=4, with_bn=True)
+    assert [type(m) for m in head.projector
+            ] == [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear]
     assert head.projector[0].out_features == 32
     assert head(torch.randn(3, 8)).shape == (3, 4)
 
 
 def test_supcon_head_loss_takes_one_label_per_row():
     torch.manual_seed(0)
-    head = SupConHead(in_channels=6, out_channels=5,
-                      loss=dict(type='SupConLoss', temperature=0.2))
+    head = SupConHead(
+        in_channels=6,
+        out_channels=5,
+        loss=dict(type='SupConLoss', temperature=0.2))
     # Eight rows with their own labels; the head knows nothing of views.
     row_labels = torch.tensor([0, 1, 2, 1, 2, 0, 3, 1])
     feats = torch.randn(8, 6)
@@ -117,8 +119,8 @@ def test_loss_is_forward_then_get_loss(make):
     z = head(feats)
     from_z = head._get_loss(z, samples(labels))
     assert set(from_z) == {'loss'}
-    assert torch.equal(head.loss((feats, ), samples(labels))['loss'],
-                       from_z['loss'])
+    assert torch.equal(
+        head.loss((feats, ), samples(labels))['loss'], from_z['loss'])
     # _get_loss sees only the embeddings: shuffled rows give another loss.
     assert not torch.equal(
         head._get_loss(z.flip(0), samples(labels))['loss'], from_z['loss'])
@@ -127,9 +129,8 @@ def test_loss_is_forward_then_get_loss(make):
 def test_row_labels():
     labels = ProjectionHead.row_labels(samples([3, 0, 2]))
     assert labels.tolist() == [3, 0, 2]
-    assert ProjectionHead.row_labels(torch.tensor([[1], [4]])).tolist() == [
-        1, 4
-    ]
+    assert ProjectionHead.row_labels(torch.tensor([[1],
+                                                   [4]])).tolist() == [1, 4]
 
 
 def test_supcon_head_loss_backpropagates():
@@ -148,9 +149,10 @@ def test_one_label_per_row_required(make):
     head = make()
     # N samples for V * N rows is no longer expanded: the caller repeats the
     # labels for its views.
-    with pytest.raises(ValueError,
-                       match=r'one label per row of features; got features '
-                       r'\(6, 128\) and labels \(3,\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'one label per row of features; got features '
+            r'\(6, 128\) and labels \(3,\)'):
         head.loss(torch.randn(6, 4), samples([0, 1, 2]))
 
 
@@ -160,24 +162,30 @@ def test_wrong_feature_width():
 
 
 def test_bad_channels():
-    with pytest.raises(ValueError,
-                       match='SupConHead: out_channels=0 is not allowed; it '
-                       'must be an integer >= 1'):
+    with pytest.raises(
+            ValueError,
+            match='SupConHead: out_channels=0 is not allowed; it '
+            'must be an integer >= 1'):
         SupConHead(out_channels=0)
-    with pytest.raises(ValueError,
-                       match=r'PSCHead: hid_channels=2\.5 is not allowed'):
+    with pytest.raises(
+            ValueError, match=r'PSCHead: hid_channels=2\.5 is not allowed'):
         PSCHead(num_classes=3, hid_channels=2.5)
     with pytest.raises(ValueError, match='temperature'):
         MODELS.build(
-            dict(type='SupConHead', loss=dict(type='SupConLoss',
-                                              temperature=0.0)))
+            dict(
+                type='SupConHead',
+                loss=dict(type='SupConLoss', temperature=0.0)))
 
 
 def test_psc_head_prototypes_and_loss():
     torch.manual_seed(1)
     head = MODELS.build(
-        dict(type='PSCHead', num_classes=4, in_channels=6, out_channels=5,
-             loss=dict(type='PSCLoss', temperature=0.5)))
+        dict(
+            type='PSCHead',
+            num_classes=4,
+            in_channels=6,
+            out_channels=5,
+            loss=dict(type='PSCLoss', temperature=0.5)))
     assert isinstance(head.prototypes, nn.Parameter)
     assert head.prototypes.shape == (4, 5)
     assert 'prototypes' in head.state_dict()
@@ -211,8 +219,11 @@ def test_psc_head_loss_with_every_class_in_the_rows():
     # Labels 0 and C - 1 (the range ends) and the sampled-negatives variant
     # with all C - 1 negatives, which equals the full denominator.
     torch.manual_seed(2)
-    head = PSCHead(num_classes=4, in_channels=4, out_channels=3,
-                   loss=dict(type='PSCLoss', temperature=0.3))
+    head = PSCHead(
+        num_classes=4,
+        in_channels=4,
+        out_channels=3,
+        loss=dict(type='PSCLoss', temperature=0.3))
     feats, labels = torch.randn(5, 4), torch.tensor([0, 3, 1, 2, 3])
     expected = psc_value(
         head(feats).double(), labels,
@@ -226,19 +237,25 @@ def test_psc_head_loss_with_every_class_in_the_rows():
 
 
 def test_psc_head_bad_build():
-    with pytest.raises(ValueError,
-                       match=r'PSCHead: loss.num_negatives=5 is not allowed '
-                       r'with num_classes=5; it must be <= num_classes - 1 '
-                       r'= 4 \(or None'):
+    with pytest.raises(
+            ValueError,
+            match=r'PSCHead: loss.num_negatives=5 is not allowed '
+            r'with num_classes=5; it must be <= num_classes - 1 '
+            r'= 4 \(or None'):
         MODELS.build(
-            dict(type='PSCHead', num_classes=5,
-                 loss=dict(type='PSCLoss', num_negatives=5)))
-    assert PSCHead(num_classes=5, loss=dict(
-        type='PSCLoss', num_negatives=4)).loss_module.num_negatives == 4
+            dict(
+                type='PSCHead',
+                num_classes=5,
+                loss=dict(type='PSCLoss', num_negatives=5)))
+    assert PSCHead(
+        num_classes=5,
+        loss=dict(type='PSCLoss',
+                  num_negatives=4)).loss_module.num_negatives == 4
     for bad in (1, 3.0, True):
-        with pytest.raises(ValueError,
-                           match=rf'PSCHead: num_classes={bad!r} is not '
-                           'allowed; it must be an integer >= 2'):
+        with pytest.raises(
+                ValueError,
+                match=rf'PSCHead: num_classes={bad!r} is not '
+                'allowed; it must be an integer >= 2'):
             PSCHead(num_classes=bad)
     with pytest.raises(ValueError, match='temperature'):
         PSCHead(num_classes=3, loss=dict(type='PSCLoss', temperature=-0.1))

@@ -6,11 +6,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import NoReadBack, run_gloo
+from mmpretrain.registry import MODELS
 
 import mmlt_hybrid  # noqa: F401  (registers the components)
 from mmlt_hybrid.models.losses import BalancedContrastiveLoss
-from mmpretrain.registry import MODELS
-from conftest import NoReadBack, run_gloo
 
 
 def bcl_reference(z, labels, prototypes, tau):
@@ -42,8 +42,9 @@ def bcl_reference(z, labels, prototypes, tau):
 def unit_rows(num_rows, dim, seed):
     """``num_rows`` random float64 unit vectors, the same for a seed."""
     generator = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(num_rows, dim, dtype=torch.float64,
-                                   generator=generator), dim=1)
+    return F.normalize(
+        torch.randn(num_rows, dim, dtype=torch.float64, generator=generator),
+        dim=1)
 
 
 CASES = {
@@ -66,8 +67,10 @@ def case_inputs(case, dim=6):
 
 
 def test_cases_cover_the_corners():
-    counts = {case: [labels.count(c) for c in range(num_classes)]
-              for case, (labels, num_classes) in CASES.items()}
+    counts = {
+        case: [labels.count(c) for c in range(num_classes)]
+        for case, (labels, num_classes) in CASES.items()
+    }
     assert 1 in counts['class_with_one_row']
     assert 0 in counts['classes_only_through_prototypes']
     assert len(CASES['single_row'][0]) == 1
@@ -89,8 +92,8 @@ def test_value_and_gradients_match_reference(case, tau):
     expected.backward()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-10, abs=0)
     torch.testing.assert_close(z.grad, z_ref.grad, rtol=1e-9, atol=1e-12)
-    torch.testing.assert_close(prototypes.grad, p_ref.grad, rtol=1e-9,
-                               atol=1e-12)
+    torch.testing.assert_close(
+        prototypes.grad, p_ref.grad, rtol=1e-9, atol=1e-12)
     assert prototypes.grad.abs().sum() > 0
 
 
@@ -132,13 +135,13 @@ def test_small_temperature_near_identical_rows_is_stable(dtype):
     # tau = 0.01: logits up to 100, exp overflows float32 without the
     # log-sum-exp.
     base = unit_rows(1, 4, seed=3)
-    noise = torch.randn(8, 4, dtype=torch.float64,
-                        generator=torch.Generator().manual_seed(4))
+    noise = torch.randn(
+        8, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     z = F.normalize(base + 1e-3 * noise, dim=1)
     labels = torch.tensor([0, 1, 1, 2, 0, 0, 3, 1])
     prototypes = torch.cat([base, unit_rows(3, 4, seed=5)])
-    loss = BalancedContrastiveLoss(temperature=0.01)(
-        z.to(dtype), labels, prototypes.to(dtype))
+    loss = BalancedContrastiveLoss(temperature=0.01)(z.to(dtype), labels,
+                                                     prototypes.to(dtype))
     assert torch.isfinite(loss)
     expected = bcl_reference(z, labels, prototypes, 0.01).item()
     assert math.isfinite(expected)
@@ -149,8 +152,7 @@ def test_small_temperature_near_identical_rows_is_stable(dtype):
 def test_loss_weight_and_registry():
     z, labels, prototypes = case_inputs('general')
     loss = MODELS.build(
-        dict(type='BalancedContrastiveLoss', temperature=0.2,
-             loss_weight=0.5))
+        dict(type='BalancedContrastiveLoss', temperature=0.2, loss_weight=0.5))
     assert isinstance(loss, BalancedContrastiveLoss)
     assert loss.min_rows == 1 and loss.gather_distributed is True
     assert loss(z, labels, prototypes).item() == pytest.approx(
@@ -160,8 +162,7 @@ def test_loss_weight_and_registry():
 def test_no_value_is_read_back_from_the_tensors():
     z, labels, prototypes = case_inputs('classes_only_through_prototypes')
     with NoReadBack():
-        loss = BalancedContrastiveLoss(temperature=0.3)(z, labels,
-                                                        prototypes)
+        loss = BalancedContrastiveLoss(temperature=0.3)(z, labels, prototypes)
     assert loss.item() == pytest.approx(
         bcl_reference(z, labels, prototypes, 0.3).item(), rel=1e-10)
 
@@ -174,16 +175,18 @@ def test_half_precision_input_is_computed_in_float32():
     assert loss.dtype == torch.float32
     assert loss.item() == pytest.approx(
         bcl_reference(z.bfloat16().double(), labels,
-                      prototypes.bfloat16().double(), 0.1).item(), rel=1e-5)
+                      prototypes.bfloat16().double(), 0.1).item(),
+        rel=1e-5)
 
 
 @pytest.mark.parametrize('key,value', [('temperature', 0),
                                        ('temperature', float('nan')),
                                        ('loss_weight', float('inf'))])
 def test_bad_settings(key, value):
-    with pytest.raises(ValueError,
-                       match=f'BalancedContrastiveLoss: {key}=.* is not '
-                       'allowed'):
+    with pytest.raises(
+            ValueError,
+            match=f'BalancedContrastiveLoss: {key}=.* is not '
+            'allowed'):
         BalancedContrastiveLoss(**{key: value})
     with pytest.raises(TypeError, match='gather_distributed=1 is not'):
         BalancedContrastiveLoss(gather_distributed=1)
@@ -192,11 +195,14 @@ def test_bad_settings(key, value):
 def test_bad_shapes():
     loss = BalancedContrastiveLoss()
     z, labels, prototypes = case_inputs('general')
-    with pytest.raises(ValueError, match=r'got features \(10, 6\) and '
-                       r'labels \(9,\)'):
+    with pytest.raises(
+            ValueError, match=r'got features \(10, 6\) and '
+            r'labels \(9,\)'):
         loss(z, labels[:9], prototypes)
-    with pytest.raises(ValueError, match=r'prototypes must be \(C, d\).*d = '
-                       r'6.*got prototypes \(4, 5\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'prototypes must be \(C, d\).*d = '
+            r'6.*got prototypes \(4, 5\)'):
         loss(z, labels, prototypes[:, :5])
     with pytest.raises(ValueError, match=r'got prototypes \(6,\)'):
         loss(z, labels, prototypes[0])
@@ -243,15 +249,20 @@ def _ddp_worker(rank):
             temperature=DDP_TAU, gather_distributed=False)(z.detach(), labels,
                                                            ddp_prototypes())
         results[case] = dict(
-            loss=loss.item(), local=local.item(), z_grad=z.grad,
+            loss=loss.item(),
+            local=local.item(),
+            z_grad=z.grad,
             proto_grad=prototypes.grad)
     return results
 
 
 @pytest.fixture(scope='module')
 def ddp_results(tmp_path_factory):
-    return run_gloo(_ddp_worker, WORLD_SIZE,
-                    tmp_path_factory.mktemp('bcl_ddp'), timeout=120)
+    return run_gloo(
+        _ddp_worker,
+        WORLD_SIZE,
+        tmp_path_factory.mktemp('bcl_ddp'),
+        timeout=120)
 
 
 @pytest.mark.parametrize('case', sorted(DDP_CASES))
@@ -270,12 +281,12 @@ def test_two_processes_equal_one_process(ddp_results, case):
     # them, with the same factor W.
     z_grads = torch.cat(
         [ddp_results[r][case]['z_grad'] for r in range(WORLD_SIZE)])
-    torch.testing.assert_close(z_grads / WORLD_SIZE, z.grad, rtol=1e-9,
-                               atol=1e-12)
+    torch.testing.assert_close(
+        z_grads / WORLD_SIZE, z.grad, rtol=1e-9, atol=1e-12)
     proto_grad = sum(ddp_results[r][case]['proto_grad']
                      for r in range(WORLD_SIZE))
-    torch.testing.assert_close(proto_grad / WORLD_SIZE, prototypes.grad,
-                               rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(
+        proto_grad / WORLD_SIZE, prototypes.grad, rtol=1e-9, atol=1e-12)
     assert prototypes.grad.abs().sum() > 0
 
 

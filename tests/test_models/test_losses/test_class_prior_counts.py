@@ -7,11 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from mmpretrain.registry import MODELS
+from tool_runner import TINY_CONFIG, python_tool, run, tiny_cfg_options
 
 import mmlt_hybrid  # noqa: F401  (safe globals for torch.load below)
 from mmlt_hybrid.utils import StrictLoadHook
-from mmpretrain.registry import MODELS
-from tool_runner import TINY_CONFIG, python_tool, run, tiny_cfg_options
 
 # A long-tailed generated folder: 10 classes, 20 ... 1 training images.
 TRAIN_COUNTS = [20, 14, 10, 7, 5, 4, 3, 2, 2, 1]
@@ -38,15 +38,17 @@ def _predictions(path):
     return scores.double(), labels
 
 
-def test_train_then_posthoc_test_without_the_training_set(
-        lt_folder, tmp_path):
+def test_train_then_posthoc_test_without_the_training_set(lt_folder, tmp_path):
     work = tmp_path / 'work'
     options = tiny_cfg_options(
-        lt_folder, model__head__type='LogitAdjustedLinearClsHead',
+        lt_folder,
+        model__head__type='LogitAdjustedLinearClsHead',
         model__head__posthoc_tau=0.0,
         model__head__loss__type='LogitAdjustedLoss',
-        train_dataloader__batch_size=16, train_cfg__max_epochs=1)
-    run(python_tool('train.py', TINY_CONFIG, '--work-dir', work,
+        train_dataloader__batch_size=16,
+        train_cfg__max_epochs=1)
+    run(
+        python_tool('train.py', TINY_CONFIG, '--work-dir', work,
                     '--cfg-options', *options))
     checkpoint = work / 'epoch_1.pth'
     state = torch.load(checkpoint, map_location='cpu')['state_dict']
@@ -57,15 +59,17 @@ def test_train_then_posthoc_test_without_the_training_set(
 
     # tools/test.py with a training folder that does not exist: the counts
     # can only come from the checkpoint. Strict loading is on (default).
-    no_train = [o for o in options if not o.startswith(
-        'train_dataloader.dataset.data_root=')] + [
-            f'train_dataloader.dataset.data_root={tmp_path / "missing"}']
+    no_train = [
+        o for o in options
+        if not o.startswith('train_dataloader.dataset.data_root=')
+    ] + [f'train_dataloader.dataset.data_root={tmp_path / "missing"}']
     outputs = {}
     for tau in (0.0, 1.0):
         out = tmp_path / f'pred_{tau}.pkl'
-        run(python_tool('test.py', TINY_CONFIG, checkpoint, '--work-dir',
-                        tmp_path / f'test_{tau}', '--out', out,
-                        '--out-item', 'pred', '--cfg-options', *no_train,
+        run(
+            python_tool('test.py', TINY_CONFIG, checkpoint, '--work-dir',
+                        tmp_path / f'test_{tau}', '--out', out, '--out-item',
+                        'pred', '--cfg-options', *no_train,
                         f'model.head.posthoc_tau={tau}'))
         outputs[tau] = _predictions(out)
     plain, _ = outputs[0.0]
@@ -75,8 +79,10 @@ def test_train_then_posthoc_test_without_the_training_set(
     total = sum(TRAIN_COUNTS)
     expected, expected_labels = [], []
     for row in plain.tolist():
-        z = [math.log(p) - math.log(c / total)
-             for p, c in zip(row, TRAIN_COUNTS)]
+        z = [
+            math.log(p) - math.log(c / total)
+            for p, c in zip(row, TRAIN_COUNTS)
+        ]
         top = max(z)
         e = [math.exp(v - top) for v in z]
         expected.append([v / sum(e) for v in e])
@@ -88,22 +94,31 @@ def test_train_then_posthoc_test_without_the_training_set(
 
 def _strict_hook_on(model, checkpoint):
     hook = StrictLoadHook('ckpt.pth', 'Do something.')
-    hook.after_load_checkpoint(SimpleNamespace(model=model),
-                               dict(state_dict=checkpoint))
+    hook.after_load_checkpoint(
+        SimpleNamespace(model=model), dict(state_dict=checkpoint))
 
 
 def test_strict_loading_lets_an_empty_buffer_take_the_checkpoints_shape():
     trained = MODELS.build(
-        dict(type='LinearClsHead', num_classes=3, in_channels=2,
-             loss=dict(type='LogitAdjustedLoss', class_counts=[4, 2, 1])))
+        dict(
+            type='LinearClsHead',
+            num_classes=3,
+            in_channels=2,
+            loss=dict(type='LogitAdjustedLoss', class_counts=[4, 2, 1])))
     state = trained.state_dict()
     fresh = MODELS.build(
-        dict(type='LinearClsHead', num_classes=3, in_channels=2,
-             loss=dict(type='LogitAdjustedLoss')))
+        dict(
+            type='LinearClsHead',
+            num_classes=3,
+            in_channels=2,
+            loss=dict(type='LogitAdjustedLoss')))
     _strict_hook_on(fresh, state)  # no error: (0,) takes (3,)
     # A buffer that holds counts is not resized silently.
     other = MODELS.build(
-        dict(type='LinearClsHead', num_classes=3, in_channels=2,
-             loss=dict(type='LogitAdjustedLoss', class_counts=[1, 1])))
+        dict(
+            type='LinearClsHead',
+            num_classes=3,
+            in_channels=2,
+            loss=dict(type='LogitAdjustedLoss', class_counts=[1, 1])))
     with pytest.raises(ValueError, match=r'shapes differ.*class_counts'):
         _strict_hook_on(other, state)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 from mmengine.runner.checkpoint import load_state_dict
-
-import mmlt_hybrid  # noqa: F401
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+
+import mmlt_hybrid  # noqa: F401
 
 COUNTS = [50, 20, 9, 4, 1]
 N, C = 6, len(COUNTS)
@@ -53,8 +53,9 @@ def _targets(kind, gen):
     # Mixed soft targets, as Mixup/CutMix make them (rows sum to 1).
     lam = torch.rand(N, 1, generator=gen, dtype=torch.float64)
     other = torch.randint(0, C, (N, ), generator=gen)
-    soft = (lam * torch.eye(C, dtype=torch.float64)[labels] +
-            (1 - lam) * torch.eye(C, dtype=torch.float64)[other])
+    soft = (
+        lam * torch.eye(C, dtype=torch.float64)[labels] +
+        (1 - lam) * torch.eye(C, dtype=torch.float64)[other])
     return soft, soft.tolist()
 
 
@@ -67,17 +68,22 @@ def test_values_and_gradients_equal_the_reference(kind, tau, loss_weight):
                               dtype=torch.float64)).requires_grad_()
     target, ref_target = _targets(kind, gen)
     loss_module = MODELS.build(
-        dict(type='LogitAdjustedLoss', tau=tau, class_counts=COUNTS,
-             loss_weight=loss_weight))
+        dict(
+            type='LogitAdjustedLoss',
+            tau=tau,
+            class_counts=COUNTS,
+            loss_weight=loss_weight))
     # As ClsHead._get_loss calls it.
     loss = loss_module(logits, target, avg_factor=N)
     loss.backward()
-    ref, ref_grad = ref_loss_and_grad(logits.tolist(), ref_target, COUNTS,
-                                      tau, loss_weight)
+    ref, ref_grad = ref_loss_and_grad(logits.tolist(), ref_target, COUNTS, tau,
+                                      loss_weight)
     assert loss.dim() == 0
     assert abs(loss.item() - ref) < 1e-6
     assert torch.allclose(
-        logits.grad, torch.tensor(ref_grad, dtype=torch.float64), atol=1e-6,
+        logits.grad,
+        torch.tensor(ref_grad, dtype=torch.float64),
+        atol=1e-6,
         rtol=0)
 
 
@@ -101,16 +107,20 @@ def test_balanced_softmax_is_logit_adjustment_at_tau_1():
         dict(type='BalancedSoftmaxLoss', class_counts=COUNTS,
              loss_weight=0.7))(logits, labels)
     adjusted = MODELS.build(
-        dict(type='LogitAdjustedLoss', tau=1.0, class_counts=COUNTS,
-             loss_weight=0.7))(logits, labels)
+        dict(
+            type='LogitAdjustedLoss',
+            tau=1.0,
+            class_counts=COUNTS,
+            loss_weight=0.7))(logits, labels)
     ref, _ = ref_loss_and_grad(logits.tolist(), _one_hot(labels.tolist()),
                                COUNTS, 1.0, 0.7)
     # Scaled counts give the same prior: log counts and log prior differ by
     # a constant, which softmax cancels.
     scaled = MODELS.build(
-        dict(type='BalancedSoftmaxLoss',
-             class_counts=[7 * c for c in COUNTS],
-             loss_weight=0.7))(logits, labels)
+        dict(
+            type='BalancedSoftmaxLoss',
+            class_counts=[7 * c for c in COUNTS],
+            loss_weight=0.7))(logits, labels)
     assert abs(balanced.item() - ref) < 1e-6
     assert abs(adjusted.item() - ref) < 1e-6
     assert abs(scaled.item() - ref) < 1e-6
@@ -127,8 +137,8 @@ def test_sample_weights_and_reduction_override():
         for row, t in zip(logits.tolist(), _one_hot(labels.tolist()))
     ]
     assert per_row.shape == (N, )
-    assert torch.allclose(per_row, torch.tensor(refs, dtype=torch.float64),
-                          atol=1e-6, rtol=0)
+    assert torch.allclose(
+        per_row, torch.tensor(refs, dtype=torch.float64), atol=1e-6, rtol=0)
     weight = torch.arange(N, dtype=torch.float64)
     summed = loss(logits, labels, weight=weight, reduction_override='sum')
     assert abs(summed.item() - sum(w * r for w, r in zip(range(N), refs))) \
@@ -137,8 +147,11 @@ def test_sample_weights_and_reduction_override():
 
 def test_as_the_loss_of_an_mmpretrain_head_with_soft_targets():
     head = MODELS.build(
-        dict(type='LinearClsHead', num_classes=C, in_channels=4,
-             loss=dict(type='LogitAdjustedLoss', class_counts=COUNTS)))
+        dict(
+            type='LinearClsHead',
+            num_classes=C,
+            in_channels=4,
+            loss=dict(type='LogitAdjustedLoss', class_counts=COUNTS)))
     gen = torch.Generator().manual_seed(4)
     feats = (torch.randn(N, 4, generator=gen), )
     soft, soft_ref = _targets('mixed', gen)
@@ -166,19 +179,21 @@ def test_forward_reads_nothing_back_to_the_host(monkeypatch):
     assert torch.isfinite(out).item()
 
 
-@pytest.mark.parametrize('type_', ['LogitAdjustedLoss',
-                                   'BalancedSoftmaxLoss'])
+@pytest.mark.parametrize('type_', ['LogitAdjustedLoss', 'BalancedSoftmaxLoss'])
 def test_no_counts_is_a_clear_error_at_the_first_forward(type_):
     loss = MODELS.build(dict(type=type_))
     assert loss.needs_class_counts
-    with pytest.raises(ValueError,
-                       match=rf'{type_}: no class counts.*ClassCountsHook.*'
-                       r'class_counts=\[\.\.\.\]'):
+    with pytest.raises(
+            ValueError,
+            match=rf'{type_}: no class counts.*ClassCountsHook.*'
+            r'class_counts=\[\.\.\.\]'):
         loss(torch.randn(2, C), torch.tensor([0, 1]))
 
 
-@pytest.mark.parametrize('counts', [torch.tensor(COUNTS), np.array(COUNTS),
-                                    tuple(COUNTS)])
+@pytest.mark.parametrize(
+    'counts',
+    [torch.tensor(COUNTS),
+     np.array(COUNTS), tuple(COUNTS)])
 def test_counts_as_tensor_array_or_tuple_are_the_list(counts):
     loss = MODELS.build(dict(type='LogitAdjustedLoss', class_counts=counts))
     assert loss.class_counts.tolist() == list(COUNTS)
@@ -204,10 +219,11 @@ def test_counts_of_another_number_of_classes_are_refused():
 def test_bad_counts_are_refused_at_construction(bad, error, named):
     # One message: the key (and class), the value, what is allowed and what
     # to do.
-    with pytest.raises(error,
-                       match=rf'LogitAdjustedLoss: {named} is not allowed; '
-                       r'it must be .*integer >= 1.*give every class a '
-                       r'training image'):
+    with pytest.raises(
+            error,
+            match=rf'LogitAdjustedLoss: {named} is not allowed; '
+            r'it must be .*integer >= 1.*give every class a '
+            r'training image'):
         MODELS.build(dict(type='LogitAdjustedLoss', class_counts=bad))
     empty = MODELS.build(dict(type='BalancedSoftmaxLoss'))
     with pytest.raises(error, match='BalancedSoftmaxLoss: class_counts'):
@@ -215,22 +231,28 @@ def test_bad_counts_are_refused_at_construction(bad, error, named):
 
 
 def test_counts_as_numpy_integers_are_accepted():
-    loss = MODELS.build(dict(type='LogitAdjustedLoss',
-                             class_counts=np.array([3, 1, 2])))
+    loss = MODELS.build(
+        dict(type='LogitAdjustedLoss', class_counts=np.array([3, 1, 2])))
     assert loss.class_counts.tolist() == [3, 1, 2]
 
 
 @pytest.mark.parametrize('tau', [-1.0, float('nan'), 'one', True])
 def test_bad_tau_is_refused(tau):
-    with pytest.raises(ValueError,
-                       match=rf'LogitAdjustedLoss: tau={re.escape(repr(tau))}'
-                       r' is not allowed; it must be a (finite )?number >= 0'):
+    with pytest.raises(
+            ValueError,
+            match=rf'LogitAdjustedLoss: tau={re.escape(repr(tau))}'
+            r' is not allowed; it must be a (finite )?number >= 0'):
         MODELS.build(dict(type='LogitAdjustedLoss', tau=tau))
-    with pytest.raises(ValueError,
-                       match=rf'LogitAdjustedLinearClsHead: posthoc_tau='
-                       rf'{re.escape(repr(tau))} is not allowed'):
-        MODELS.build(dict(type='LogitAdjustedLinearClsHead', num_classes=C,
-                          in_channels=4, posthoc_tau=tau))
+    with pytest.raises(
+            ValueError,
+            match=rf'LogitAdjustedLinearClsHead: posthoc_tau='
+            rf'{re.escape(repr(tau))} is not allowed'):
+        MODELS.build(
+            dict(
+                type='LogitAdjustedLinearClsHead',
+                num_classes=C,
+                in_channels=4,
+                posthoc_tau=tau))
 
 
 def test_given_counts_do_not_need_the_hook_and_set_counts_fills():
@@ -248,17 +270,23 @@ def test_an_empty_buffer_takes_the_checkpoints_counts():
     """A model built for testing has no counts; loading fills them, through
     torch's and mmengine's loaders."""
     trained = MODELS.build(
-        dict(type='LogitAdjustedLinearClsHead', num_classes=C, in_channels=4,
-             loss=dict(type='LogitAdjustedLoss', class_counts=COUNTS),
-             class_counts=COUNTS))
+        dict(
+            type='LogitAdjustedLinearClsHead',
+            num_classes=C,
+            in_channels=4,
+            loss=dict(type='LogitAdjustedLoss', class_counts=COUNTS),
+            class_counts=COUNTS))
     state = trained.state_dict()
     assert state['class_counts'].tolist() == COUNTS
     assert state['loss_module.class_counts'].tolist() == COUNTS
     for load in (lambda m, s: m.load_state_dict(s),
                  lambda m, s: load_state_dict(m, s, strict=True)):
         fresh = MODELS.build(
-            dict(type='LogitAdjustedLinearClsHead', num_classes=C,
-                 in_channels=4, loss=dict(type='LogitAdjustedLoss')))
+            dict(
+                type='LogitAdjustedLinearClsHead',
+                num_classes=C,
+                in_channels=4,
+                loss=dict(type='LogitAdjustedLoss')))
         load(fresh, state)
         assert fresh.class_counts.tolist() == COUNTS
         assert fresh.loss_module.class_counts.tolist() == COUNTS
@@ -278,8 +306,12 @@ def ref_posthoc_scores(logits, counts, tau):
 @pytest.mark.parametrize('tau', [0.0, 1.0, 2.0])
 def test_posthoc_adjustment_equals_its_reference(tau):
     head = MODELS.build(
-        dict(type='LogitAdjustedLinearClsHead', num_classes=C, in_channels=4,
-             posthoc_tau=tau, class_counts=COUNTS))
+        dict(
+            type='LogitAdjustedLinearClsHead',
+            num_classes=C,
+            in_channels=4,
+            posthoc_tau=tau,
+            class_counts=COUNTS))
     gen = torch.Generator().manual_seed(5)
     feats = (torch.randn(N, 4, generator=gen), )
     logits = head(feats).double().tolist()
@@ -296,8 +328,8 @@ def test_posthoc_head_without_counts_is_a_clear_error():
     head = MODELS.build(
         dict(type='LogitAdjustedLinearClsHead', num_classes=C, in_channels=4))
     assert head.needs_class_counts
-    with pytest.raises(ValueError,
-                       match=r'LogitAdjustedLinearClsHead: no class counts'):
+    with pytest.raises(
+            ValueError, match=r'LogitAdjustedLinearClsHead: no class counts'):
         head.predict((torch.randn(2, 4), ))
     # Without post-hoc adjustment it predicts as LinearClsHead.
     head.posthoc_tau = 0.0

@@ -6,12 +6,12 @@ import uuid
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import NoReadBack
 from mmengine.logging import MessageHub
+from mmpretrain.registry import MODELS
 
 import mmlt_hybrid  # noqa: F401  (registers the components)
 from mmlt_hybrid.models.losses import PSCLoss
-from mmpretrain.registry import MODELS
-from conftest import NoReadBack
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +24,11 @@ def hub():
     MessageHub._instance_dict.pop(name, None)
 
 
-def psc_reference(features, labels, prototypes, tau, include_positive=False,
+def psc_reference(features,
+                  labels,
+                  prototypes,
+                  tau,
+                  include_positive=False,
                   negatives=None):
     """Mean over rows of -log(exp(z.p_y/tau) / sum_j exp(z.p_j/tau)).
 
@@ -37,8 +41,10 @@ def psc_reference(features, labels, prototypes, tau, include_positive=False,
     num_classes = len(p)
     total = 0.0
     for i, row in enumerate(z):
-        dots = [sum(a * b for a, b in zip(row, p[j])) / tau
-                for j in range(num_classes)]
+        dots = [
+            sum(a * b for a, b in zip(row, p[j])) / tau
+            for j in range(num_classes)
+        ]
         if negatives is None:
             classes = [j for j in range(num_classes) if j != y[i]]
         else:
@@ -54,8 +60,8 @@ def psc_reference(features, labels, prototypes, tau, include_positive=False,
 
 def unit_rows(num_rows, dim, seed, dtype=torch.float64):
     gen = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(num_rows, dim, generator=gen, dtype=dtype),
-                       dim=1)
+    return F.normalize(
+        torch.randn(num_rows, dim, generator=gen, dtype=dtype), dim=1)
 
 
 CASES = {
@@ -120,8 +126,8 @@ def test_sampled_negatives_match_reference(denominator):
     labels = torch.tensor([0, 3, 3, 7, 9, 1])
     z = unit_rows(6, 8, seed=5)
     protos = unit_rows(10, 8, seed=6)
-    loss_fn = PSCLoss(temperature=0.2, denominator=denominator,
-                      num_negatives=3)
+    loss_fn = PSCLoss(
+        temperature=0.2, denominator=denominator, num_negatives=3)
     torch.manual_seed(123)
     loss = loss_fn(z, labels, protos)
     torch.manual_seed(123)
@@ -129,9 +135,13 @@ def test_sampled_negatives_match_reference(denominator):
     for row, label in zip(negatives, labels.tolist()):
         assert len(set(row)) == 3 and label not in row
         assert all(0 <= j < 10 for j in row)
-    expected = psc_reference(z, labels, protos, 0.2,
-                             include_positive=denominator == 'all',
-                             negatives=negatives)
+    expected = psc_reference(
+        z,
+        labels,
+        protos,
+        0.2,
+        include_positive=denominator == 'all',
+        negatives=negatives)
     assert loss.item() == pytest.approx(expected, rel=1e-9)
 
 
@@ -162,8 +172,7 @@ def test_gradcheck(denominator):
     def func(x, p):
         return loss_fn(F.normalize(x, dim=1), labels, F.normalize(p, dim=1))
 
-    assert torch.autograd.gradcheck(func, (raw_z, raw_p), eps=1e-6,
-                                    atol=1e-5)
+    assert torch.autograd.gradcheck(func, (raw_z, raw_p), eps=1e-6, atol=1e-5)
 
 
 def test_gradcheck_sampled_negatives():
@@ -176,8 +185,7 @@ def test_gradcheck_sampled_negatives():
         torch.manual_seed(7)  # the same negatives at every evaluation
         return loss_fn(F.normalize(x, dim=1), labels, F.normalize(p, dim=1))
 
-    assert torch.autograd.gradcheck(func, (raw_z, raw_p), eps=1e-6,
-                                    atol=1e-5)
+    assert torch.autograd.gradcheck(func, (raw_z, raw_p), eps=1e-6, atol=1e-5)
 
 
 def test_build_from_registry():
@@ -193,18 +201,21 @@ def test_bad_temperature(tau):
 
 
 def test_bad_options():
-    with pytest.raises(ValueError,
-                       match="PSCLoss: denominator='positives' is not "
-                       r"allowed; it must be one of \('negatives', 'all'\)"):
+    with pytest.raises(
+            ValueError,
+            match="PSCLoss: denominator='positives' is not "
+            r"allowed; it must be one of \('negatives', 'all'\)"):
         PSCLoss(denominator='positives')
     for bad in (0, 2.5, True):
-        with pytest.raises(ValueError,
-                           match=rf'PSCLoss: num_negatives={bad!r} is not '
-                           'allowed; it must be None or an integer >= 1'):
+        with pytest.raises(
+                ValueError,
+                match=rf'PSCLoss: num_negatives={bad!r} is not '
+                'allowed; it must be None or an integer >= 1'):
             PSCLoss(num_negatives=bad)
-    with pytest.raises(ValueError,
-                       match='PSCLoss: loss_weight=nan is not allowed; it '
-                       'must be a finite number'):
+    with pytest.raises(
+            ValueError,
+            match='PSCLoss: loss_weight=nan is not allowed; it '
+            'must be a finite number'):
         PSCLoss(loss_weight=float('nan'))
 
 
@@ -212,11 +223,13 @@ def test_num_negatives_larger_than_available():
     # Used on its own, the loss learns C from the prototypes it is given.
     loss = PSCLoss(num_negatives=4)
     z, protos = unit_rows(2, 3, 0), unit_rows(4, 3, 1)
-    with pytest.raises(ValueError, match=r'PSCLoss: .*num_negatives=4 .*'
-                       r'got prototypes \(4, 3\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'PSCLoss: .*num_negatives=4 .*'
+            r'got prototypes \(4, 3\)'):
         loss(z, torch.tensor([0, 1]), protos)
-    assert torch.isfinite(PSCLoss(num_negatives=3)(z, torch.tensor([0, 1]),
-                                                   protos))
+    assert torch.isfinite(
+        PSCLoss(num_negatives=3)(z, torch.tensor([0, 1]), protos))
 
 
 def test_boundary_labels_match_reference():
@@ -225,11 +238,12 @@ def test_boundary_labels_match_reference():
     z, protos = unit_rows(4, 3, 0), unit_rows(4, 3, 1)
     labels = torch.tensor([0, 3, 3, 0])
     for denominator in ('negatives', 'all'):
-        loss = PSCLoss(temperature=0.5, denominator=denominator)(z, labels,
-                                                                 protos)
+        loss = PSCLoss(
+            temperature=0.5, denominator=denominator)(z, labels, protos)
         assert loss.item() == pytest.approx(
-            psc_reference(z, labels, protos, 0.5,
-                          include_positive=denominator == 'all'), rel=1e-9)
+            psc_reference(
+                z, labels, protos, 0.5, include_positive=denominator == 'all'),
+            rel=1e-9)
 
 
 def set_step(hub, seed=0, epoch=0, it=0):
@@ -254,8 +268,7 @@ def test_labels_are_not_read_back(hub, num_negatives):
     negatives = None if num_negatives is None else \
         PSCLoss.sample_negatives(labels, 5, num_negatives).tolist()
     assert loss.item() == pytest.approx(
-        psc_reference(z, labels, protos, 0.5, negatives=negatives),
-        rel=1e-9)
+        psc_reference(z, labels, protos, 0.5, negatives=negatives), rel=1e-9)
 
 
 def sampled_case():
@@ -288,8 +301,7 @@ def test_sampled_negatives_follow_the_training_step(hub):
     # The next iteration draws other negatives: another loss.
     hub.update_info('iter', 41)
     later = loss_fn(z, labels, protos)
-    assert not torch.equal(PSCLoss.sample_negatives(labels, 20, 3),
-                           negatives)
+    assert not torch.equal(PSCLoss.sample_negatives(labels, 20, 3), negatives)
     assert later.item() != first.item()
     # Back at iteration 40 (a resumed run): the first draws again.
     hub.update_info('iter', 40)
@@ -310,8 +322,10 @@ def test_sampled_negatives_outside_a_training_loop_use_torch_rng(hub):
 
 def test_bad_prototype_shape():
     z, labels = unit_rows(3, 3, 0), torch.tensor([0, 1, 1])
-    with pytest.raises(ValueError, match=r'PSCLoss: prototypes must be '
-                       r'\(C, d\) with d = 3 .*got prototypes \(4, 5\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'PSCLoss: prototypes must be '
+            r'\(C, d\) with d = 3 .*got prototypes \(4, 5\)'):
         PSCLoss()(z, labels, unit_rows(4, 5, 1))
     with pytest.raises(ValueError, match=r'C >= 2.*got prototypes \(1, 3\)'):
         PSCLoss()(z, torch.tensor([0, 0, 0]), unit_rows(1, 3, 1))

@@ -6,7 +6,6 @@ global loss, and PSC reads nothing back to the host."""
 import pytest
 import torch
 import torch.nn as nn
-
 from conftest import NoReadBack, run_gloo
 
 WORLD_SIZE = 2
@@ -62,8 +61,12 @@ def rank_batch(case, rank):
     num_views, per_rank = ALL_CASES[case]
     labels = torch.tensor(per_rank[rank], dtype=torch.long)
     gen = torch.Generator().manual_seed(1000 * len(case) + rank)
-    feats = torch.randn(num_views, labels.numel(), IN_CHANNELS,
-                        generator=gen, dtype=torch.float64)
+    feats = torch.randn(
+        num_views,
+        labels.numel(),
+        IN_CHANNELS,
+        generator=gen,
+        dtype=torch.float64)
     return feats, labels
 
 
@@ -108,8 +111,11 @@ def _worker(rank):
 
 @pytest.fixture(scope='module')
 def ddp_results(tmp_path_factory):
-    return run_gloo(_worker, WORLD_SIZE, tmp_path_factory.mktemp('supcon_ddp'),
-                    timeout=TIMEOUT_S)
+    return run_gloo(
+        _worker,
+        WORLD_SIZE,
+        tmp_path_factory.mktemp('supcon_ddp'),
+        timeout=TIMEOUT_S)
 
 
 def single_process(case):
@@ -141,8 +147,10 @@ def test_cases_cover_unequal_valid_anchors():
 
 
 def test_psc_cases_cover_unequal_shards():
-    sizes = {case: [len(labels) for labels in per_rank]
-             for case, (_, per_rank) in PSC_CASES.items()}
+    sizes = {
+        case: [len(labels) for labels in per_rank]
+        for case, (_, per_rank) in PSC_CASES.items()
+    }
     assert sizes['psc_shards_4_and_8'] == [4, 8]
     assert sum(len(set(s)) > 1 for s in sizes.values()) == 3
 
@@ -167,9 +175,10 @@ def test_gradients_equal_one_process(ddp_results, case):
         for rank in range(WORLD_SIZE):
             got = ddp_results[rank][case]['grads'][name]
             # DDP has already averaged the gradients over the ranks.
-            assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5), (
-                f'{case}: {name} on rank {rank}: max diff '
-                f'{(got - expected).abs().max().item():.3g}')
+            assert torch.allclose(
+                got, expected, atol=1e-5,
+                rtol=1e-5), (f'{case}: {name} on rank {rank}: max diff '
+                             f'{(got - expected).abs().max().item():.3g}')
 
 
 def test_no_positive_on_any_rank_gives_zero(ddp_results):

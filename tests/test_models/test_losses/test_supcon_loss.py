@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import NoReadBack
+from mmpretrain.registry import MODELS
 
 import mmlt_hybrid  # noqa: F401  (registers the components)
 from mmlt_hybrid.models.losses import SupConLoss
-from mmpretrain.registry import MODELS
-from conftest import NoReadBack
 
 
 def supcon_reference(features, labels, tau, base_tau=None):
@@ -44,8 +44,8 @@ def supcon_reference(features, labels, tau, base_tau=None):
 
 def unit_rows(num_rows, dim, seed, dtype=torch.float64):
     gen = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(num_rows, dim, generator=gen, dtype=dtype),
-                       dim=1)
+    return F.normalize(
+        torch.randn(num_rows, dim, generator=gen, dtype=dtype), dim=1)
 
 
 def views_of(num_images, num_views, dim, seed):
@@ -157,8 +157,11 @@ def test_mixed_valid_and_invalid_anchors_match_loops(num_views):
         labels = torch.tensor([5, 1, 1, 2, 2, 2, 9])
     else:
         labels = torch.tensor([0, 1, 1, 2, 7, 0, 1, 1, 2, 8])
-    raw = torch.randn(len(labels), 6, dtype=torch.float64,
-                      generator=torch.Generator().manual_seed(4))
+    raw = torch.randn(
+        len(labels),
+        6,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(4))
     z = F.normalize(raw, dim=1).requires_grad_()
     loss = SupConLoss(temperature=0.2)(z, labels)
     assert loss.item() == pytest.approx(
@@ -172,8 +175,10 @@ def test_mixed_valid_and_invalid_anchors_match_loops(num_views):
     torch.testing.assert_close(z.grad, z_ref.grad, rtol=1e-9, atol=1e-12)
     # An anchor without positives still moves as a member of the others'
     # denominators: its gradient is not zero.
-    lonely = [i for i, y in enumerate(labels.tolist())
-              if labels.tolist().count(y) == 1]
+    lonely = [
+        i for i, y in enumerate(labels.tolist())
+        if labels.tolist().count(y) == 1
+    ]
     assert lonely and all(z.grad[i].abs().sum() > 0 for i in lonely)
 
 
@@ -224,7 +229,8 @@ def test_gradcheck_with_anchor_without_positive():
     loss_fn = SupConLoss(temperature=0.2, base_temperature=0.07)
     assert torch.autograd.gradcheck(
         lambda x: loss_fn(F.normalize(x, dim=1), labels), (raw, ),
-        eps=1e-6, atol=1e-5)
+        eps=1e-6,
+        atol=1e-5)
 
 
 def test_half_precision_input_is_computed_in_float32():
@@ -250,13 +256,15 @@ def test_bad_temperature(tau):
 
 def test_bad_temperature_type_and_base():
     # One message for every bad value: key, value, what is allowed.
-    with pytest.raises(ValueError,
-                       match="SupConLoss: temperature='0.1' is not allowed; "
-                       'it must be a (finite )?number > 0'):
+    with pytest.raises(
+            ValueError,
+            match="SupConLoss: temperature='0.1' is not allowed; "
+            'it must be a (finite )?number > 0'):
         SupConLoss(temperature='0.1')
-    with pytest.raises(ValueError,
-                       match=r'base_temperature=0\.0 is not allowed; it '
-                       'must be a (finite )?number > 0'):
+    with pytest.raises(
+            ValueError,
+            match=r'base_temperature=0\.0 is not allowed; it '
+            'must be a (finite )?number > 0'):
         SupConLoss(base_temperature=0.0)
     with pytest.raises(ValueError, match='temperature=-1 is not allowed'):
         MODELS.build(dict(type='SupConLoss', temperature=-1))
@@ -264,20 +272,23 @@ def test_bad_temperature_type_and_base():
 
 @pytest.mark.parametrize('weight', [float('nan'), float('inf'), '1', None])
 def test_bad_loss_weight(weight):
-    with pytest.raises(ValueError,
-                       match=rf'SupConLoss: loss_weight={weight!r} is not '
-                       'allowed; it must be a finite number'):
+    with pytest.raises(
+            ValueError,
+            match=rf'SupConLoss: loss_weight={weight!r} is not '
+            'allowed; it must be a finite number'):
         SupConLoss(loss_weight=weight)
 
 
 def test_bad_shapes():
     loss = SupConLoss()
-    with pytest.raises(ValueError,
-                       match=r'SupConLoss: .*one label per row of features; '
-                       r'got features \(4, 3\) and labels \(3,\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'SupConLoss: .*one label per row of features; '
+            r'got features \(4, 3\) and labels \(3,\)'):
         loss(unit_rows(4, 3, 0), torch.tensor([0, 1, 2]))
-    with pytest.raises(ValueError, match=r'features \(M, d\).*got features '
-                       r'\(4,\)'):
+    with pytest.raises(
+            ValueError, match=r'features \(M, d\).*got features '
+            r'\(4,\)'):
         loss(torch.randn(4), torch.tensor([0, 1, 2, 3]))
     with pytest.raises(ValueError, match='integer labels.*torch.float32'):
         loss(unit_rows(2, 3, 0), torch.tensor([0.0, 1.0]))

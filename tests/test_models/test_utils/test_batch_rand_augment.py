@@ -27,21 +27,40 @@ import pytest
 import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import MessageHub
+from mmpretrain.datasets.transforms import (
+    AutoContrast,
+    Brightness,
+    ColorTransform,
+    Contrast,
+    Cutout,
+    Equalize,
+    Invert,
+    Posterize,
+    RandAugment,
+    Rotate,
+    Sharpness,
+    Shear,
+    Solarize,
+    SolarizeAdd,
+    Translate,
+)
+from mmpretrain.structures import DataSample
+from test_batch_transforms import (
+    chi2,
+    chi2_bound,
+    gen,
+    rate_bound,
+    to_chw,
+    to_hwc,
+)
 
 from mmlt_hybrid.models.utils import HybridDataPreprocessor
-from mmlt_hybrid.models.utils.batch_transforms import (BATCH_TRANSFORMS,
-                                                       BatchCutout,
-                                                       BatchRandAugment,
-                                                       build_batch_transforms)
-from mmpretrain.datasets.transforms import (AutoContrast, Brightness,
-                                            ColorTransform, Contrast, Cutout,
-                                            Equalize, Invert, Posterize,
-                                            RandAugment, Rotate, Sharpness,
-                                            Shear, Solarize, SolarizeAdd,
-                                            Translate)
-from mmpretrain.structures import DataSample
-from test_batch_transforms import (chi2, chi2_bound, gen, rate_bound, to_chw,
-                                   to_hwc)
+from mmlt_hybrid.models.utils.batch_transforms import (
+    BATCH_TRANSFORMS,
+    BatchCutout,
+    BatchRandAugment,
+    build_batch_transforms,
+)
 
 pytestmark = pytest.mark.filterwarnings('ignore::UserWarning')
 
@@ -52,8 +71,8 @@ PAD = (128, 128, 128)
 #: wheels name their build in ``cv2.version.opencv_version``
 #: (``cv2.__version__`` is only '5.0.0'); a build without it counts as other.
 TESTED_OPENCV = '5.0.0.93'
-OPENCV_BUILD = getattr(getattr(cv2, 'version', None), 'opencv_version',
-                       cv2.__version__)
+OPENCV_BUILD = getattr(
+    getattr(cv2, 'version', None), 'opencv_version', cv2.__version__)
 #: Magnitudes of the pixel-exact cases whose source coordinates lie at or
 #: next to a tie of rounding (Rotate by 8.83... and 21.83... degrees, see
 #: EXACT_CASES; Translate -0.171875 * 32 = -5.5 pixels): which source pixel
@@ -93,7 +112,9 @@ def make_images(batch_size=16, size=32, seed=0) -> torch.Tensor:
     first ``batch_size`` of them."""
     g = torch.Generator().manual_seed(seed)
     imgs = torch.randint(
-        0, 256, (max(batch_size, 16), 3, size, size), generator=g,
+        0,
+        256, (max(batch_size, 16), 3, size, size),
+        generator=g,
         dtype=torch.uint8)
     imgs[0], imgs[1], imgs[2] = 0, 255, 128
     board = (torch.arange(size)[:, None] + torch.arange(size)) % 2
@@ -139,13 +160,17 @@ EXACT_CASES = [
     # 8.83137... and 21.82717...: some source coordinates are near a tie,
     # where OpenCV's float32 coordinates round otherwise than float64 ones.
     (dict(type='Rotate', magnitude_range=(0, 30)), Rotate, 'angle',
-     [27., -27., 13.3, 90., 8.831370694455003, 21.827174465825095],
-     dict(pad_val=PAD)),
-    (dict(type='Rotate', magnitude_range=(0, 30), center=(3., 20.5),
-          scale=0.8, pad_val=(7, 200, 33)), Rotate, 'angle', [-17.5],
+     [27., -27., 13.3, 90., 8.831370694455003,
+      21.827174465825095], dict(pad_val=PAD)),
+    (dict(
+        type='Rotate',
+        magnitude_range=(0, 30),
+        center=(3., 20.5),
+        scale=0.8,
+        pad_val=(7, 200, 33)), Rotate, 'angle', [-17.5],
      dict(pad_val=(7, 200, 33), center=(3., 20.5), scale=0.8)),
-    (dict(type='Posterize', magnitude_range=(4, 0)), Posterize, 'bits',
-     [0.4, 0., 2.5, 4.], {}),
+    (dict(type='Posterize',
+          magnitude_range=(4, 0)), Posterize, 'bits', [0.4, 0., 2.5, 4.], {}),
     (dict(type='Solarize', magnitude_range=(256, 0)), Solarize, 'thr',
      [25.6, 128., 200.5, 256.], {}),
     (dict(type='SolarizeAdd', magnitude_range=(0, 110)), SolarizeAdd,
@@ -156,15 +181,19 @@ EXACT_CASES = [
      [0.81, -0.81, 0.27], {}),
     (dict(type='Brightness', magnitude_range=(0, 0.9)), Brightness,
      'magnitude', [0.81, -0.81, 0.27], {}),
-    (dict(type='Sharpness', magnitude_range=(0, 0.9)), Sharpness,
-     'magnitude', [0.81, -0.81, 0.27], {}),
-    (dict(type='Translate', magnitude_range=(0, 0.45)), Translate,
-     'magnitude', [0.405, -0.405, 0.25, -0.171875], dict(pad_val=128)),
-    (dict(type='Translate', magnitude_range=(0, 0.45), direction='vertical',
-          pad_val=(7, 200, 33)), Translate, 'magnitude', [0.405, -0.3],
+    (dict(type='Sharpness', magnitude_range=(0, 0.9)), Sharpness, 'magnitude',
+     [0.81, -0.81, 0.27], {}),
+    (dict(type='Translate', magnitude_range=(0, 0.45)), Translate, 'magnitude',
+     [0.405, -0.405, 0.25, -0.171875], dict(pad_val=128)),
+    (dict(
+        type='Translate',
+        magnitude_range=(0, 0.45),
+        direction='vertical',
+        pad_val=(7, 200, 33)), Translate, 'magnitude', [0.405, -0.3],
      dict(pad_val=(7, 200, 33), direction='vertical')),
-    (dict(type='Shear', magnitude_range=(0, 0.3), interpolation='nearest'),
-     Shear, 'magnitude', [0.27, -0.27], dict(interpolation='nearest')),
+    (dict(type='Shear', magnitude_range=(0, 0.3),
+          interpolation='nearest'), Shear, 'magnitude', [0.27, -0.27],
+     dict(interpolation='nearest')),
 ]
 
 
@@ -187,23 +216,30 @@ def test_op_pixel_exact(policy, cls, key, magnitudes, kwargs):
 
 
 INTERP_CASES = [
-    (dict(type='Shear', magnitude_range=(0, 0.3)), Shear, [0.27, -0.27],
-     dict(pad_val=128)),
-    (dict(type='Shear', magnitude_range=(0, 0.3), direction='vertical',
-          pad_val=(7, 200, 33)), Shear, [0.27, -0.1],
+    (dict(type='Shear',
+          magnitude_range=(0, 0.3)), Shear, [0.27, -0.27], dict(pad_val=128)),
+    (dict(
+        type='Shear',
+        magnitude_range=(0, 0.3),
+        direction='vertical',
+        pad_val=(7, 200, 33)), Shear, [0.27, -0.1],
      dict(pad_val=(7, 200, 33), direction='vertical')),
-    (dict(type='Shear', magnitude_range=(0, 0.3), interpolation='bilinear'),
-     Shear, [0.27], dict(pad_val=128, interpolation='bilinear')),
-    (dict(type='Rotate', magnitude_range=(0, 30), interpolation='bilinear'),
-     Rotate, [27., -13.3], dict(pad_val=PAD, interpolation='bilinear')),
-    (dict(type='Translate', magnitude_range=(0, 0.45),
-          interpolation='bicubic'), Translate, [0.405, -0.3],
+    (dict(type='Shear', magnitude_range=(0, 0.3),
+          interpolation='bilinear'), Shear, [0.27],
+     dict(pad_val=128, interpolation='bilinear')),
+    (dict(type='Rotate', magnitude_range=(0, 30),
+          interpolation='bilinear'), Rotate, [27., -13.3],
+     dict(pad_val=PAD, interpolation='bilinear')),
+    (dict(
+        type='Translate', magnitude_range=(0, 0.45),
+        interpolation='bicubic'), Translate, [0.405, -0.3],
      dict(pad_val=128, interpolation='bicubic')),
 ]
 
 
 @pytest.mark.parametrize(
-    'policy, cls, magnitudes, kwargs', INTERP_CASES,
+    'policy, cls, magnitudes, kwargs',
+    INTERP_CASES,
     ids=[f"{c[0]['type']}-{i}" for i, c in enumerate(INTERP_CASES)])
 def test_interpolated_op_within_tolerance(policy, cls, magnitudes, kwargs):
     imgs = make_images()
@@ -309,10 +345,13 @@ def test_magnitudes_mapped_and_signed_as_mmpretrain():
     ops, magnitude = params['ops'].flatten(), params['magnitude'].flatten()
     reference = RandAugment('timm_increasing', 2, 9)
     # By hand: level 9 of 10 in each op's magnitude_range.
-    by_hand = [0, 0, 0, 27, 0.4, 25.6, 99, .81, .81, .81, .81, .27, .27,
-               .405, .405]
-    signed = {'Rotate', 'ColorTransform', 'Contrast', 'Brightness',
-              'Sharpness', 'Shear', 'Translate'}
+    by_hand = [
+        0, 0, 0, 27, 0.4, 25.6, 99, .81, .81, .81, .81, .27, .27, .405, .405
+    ]
+    signed = {
+        'Rotate', 'ColorTransform', 'Contrast', 'Brightness', 'Sharpness',
+        'Shear', 'Translate'
+    }
     for k, op in enumerate(reference.transforms):
         values = magnitude[ops == k]
         if op.magnitude_range is not None:
@@ -329,7 +368,8 @@ def test_magnitudes_mapped_and_signed_as_mmpretrain():
 def test_magnitude_std(std):
     """N(9, 0.5) clipped to [0, 10], or U(0, 9) with 'inf', per image."""
     ours = BatchRandAugment([dict(type='Rotate', magnitude_range=(0, 30))],
-                            1, magnitude_std=std)
+                            1,
+                            magnitude_std=std)
     level = ours.sample_params(N, 'cpu', gen())['magnitude'].abs() / 3
     if std == 'inf':
         assert 0 <= level.min() and level.max() < 9
@@ -348,14 +388,14 @@ def test_magnitude_std(std):
 def test_cutout_centres_uniform_and_boxes():
     ours = BatchCutout(shape=4, prob=0.3)
     params = ours.sample_params(N, 'cpu', gen())
-    assert abs(params['applied'].double().mean().item() -
-               0.3) < rate_bound(0.3, N)
+    assert abs(params['applied'].double().mean().item() - 0.3) < rate_bound(
+        0.3, N)
     y0, x0 = ours.centres(params, 8, 6)
     # As np.random.uniform(h): uniform over (1, h].
     assert 1 < y0.min() and y0.max() <= 8 and 1 < x0.min() and x0.max() <= 6
     for centre, size in ((y0, 8), (x0, 6)):
-        counts = torch.bincount(((centre - 1) / (size - 1) * 10).long(),
-                                minlength=10)
+        counts = torch.bincount(
+            ((centre - 1) / (size - 1) * 10).long(), minlength=10)
         assert counts.numel() == 10 and chi2(counts) < chi2_bound(9)
     top, left, bottom, right = ours.cut_boxes(params, 8, 6)
     assert torch.equal(top, (y0 - 2).clamp(min=0).floor().long())
@@ -425,8 +465,9 @@ def test_dtypes_and_no_value_read_back(transform, dtype):
 
 
 def test_registry_repr_and_pipeline():
-    assert isinstance(BATCH_TRANSFORMS.build(dict(type='BatchRandAugment')),
-                      BatchRandAugment)
+    assert isinstance(
+        BATCH_TRANSFORMS.build(dict(type='BatchRandAugment')),
+        BatchRandAugment)
     cutout = BATCH_TRANSFORMS.build(dict(type='BatchCutout', shape=(8, 4)))
     assert repr(cutout) == 'BatchCutout(shape=(8, 4), pad_val=128, prob=1.0)'
     assert repr(BatchRandAugment()).startswith(
@@ -444,8 +485,9 @@ def test_registry_repr_and_pipeline():
     (BatchRandAugment, dict(policies=[dict(magnitude_range=(0, 1))]),
      'policies='),
     (BatchRandAugment,
-     dict(policies=[dict(type='Rotate', magnitude_range=(0, 30),
-                         interpolation='lanczos')]), "'lanczos'"),
+     dict(policies=[
+         dict(type='Rotate', magnitude_range=(0, 30), interpolation='lanczos')
+     ]), "'lanczos'"),
     (BatchRandAugment, dict(policies=[dict(type='Rotate')]), 'policies='),
     (BatchRandAugment, dict(num_policies=0), 'num_policies=0'),
     (BatchRandAugment, dict(magnitude_level=-1), 'magnitude_level=-1'),
@@ -481,8 +523,8 @@ def test_hybrid_data_preprocessor_with_randaugment_and_cutout(hub):
     g = torch.Generator().manual_seed(0)
 
     def image():
-        return torch.randint(0, 256, (3, 32, 32), generator=g,
-                             dtype=torch.uint8)
+        return torch.randint(
+            0, 256, (3, 32, 32), generator=g, dtype=torch.uint8)
 
     items = [
         dict(

@@ -15,14 +15,20 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 from mmcv.transforms import RandomFlip, RandomGrayscale
+from mmpretrain.datasets.transforms import ColorJitter, RandomCrop
+from mmpretrain.models.utils import ClsDataPreprocessor
 
 from mmlt_hybrid.models.utils import HybridDataPreprocessor
 from mmlt_hybrid.models.utils.batch_transforms import (
-    BATCH_TRANSFORMS, BaseBatchTransform, BatchColorJitter, BatchRandomCrop,
-    BatchRandomFlip, BatchRandomGrayscale, apply_batch_transforms,
-    build_batch_transforms)
-from mmpretrain.datasets.transforms import ColorJitter, RandomCrop
-from mmpretrain.models.utils import ClsDataPreprocessor
+    BATCH_TRANSFORMS,
+    BaseBatchTransform,
+    BatchColorJitter,
+    BatchRandomCrop,
+    BatchRandomFlip,
+    BatchRandomGrayscale,
+    apply_batch_transforms,
+    build_batch_transforms,
+)
 
 pytestmark = pytest.mark.filterwarnings('ignore::UserWarning')
 
@@ -151,8 +157,10 @@ def test_grayscale_matches_random_grayscale(weights):
 def force_color_jitter(theirs, params, i, with_hue):
     """Make ``theirs`` (mmpretrain's ColorJitter) use image ``i``'s
     order and factors."""
-    factors = [params[k][i].item() for k in ('brightness', 'contrast',
-                                             'saturation', 'hue')]
+    factors = [
+        params[k][i].item()
+        for k in ('brightness', 'contrast', 'saturation', 'hue')
+    ]
     if not with_hue:
         factors[3] = None
     order = params['order'][i].numpy()
@@ -230,8 +238,8 @@ def test_color_jitter_prob_and_identity():
         out = ours.apply(x, params)
         assert out.dtype == x.dtype
         assert torch.equal(out[~jittered], x[~jittered])
-        assert all(not torch.equal(out[i], x[i])
-                   for i in range(3, len(x)) if jittered[i])
+        assert all(not torch.equal(out[i], x[i]) for i in range(3, len(x))
+                   if jittered[i])
     # All ops off: the identity.
     assert torch.equal(BatchColorJitter()(imgs, gen()), imgs)
 
@@ -267,16 +275,17 @@ def test_color_jitter_order_and_factor_ranges():
     n = 24 * 500
     params = ours.sample_params(n, 'cpu', gen())
     order = params['order']
-    assert torch.equal(order.sort(dim=1).values,
-                       torch.arange(4).expand(n, 4))
+    assert torch.equal(order.sort(dim=1).values, torch.arange(4).expand(n, 4))
     code = sum(order[:, k] * 4**k for k in range(4))  # one per permutation
     counts = torch.bincount(code, minlength=256)
     counts = counts[counts > 0]
     assert counts.numel() == 24
     assert chi2(counts) < chi2_bound(23)
     for key, (low, high) in dict(
-            brightness=(0.5, 1.5), contrast=(0.6, 1.4),
-            saturation=(0.8, 1.2), hue=(-0.1, 0.1)).items():
+            brightness=(0.5, 1.5),
+            contrast=(0.6, 1.4),
+            saturation=(0.8, 1.2),
+            hue=(-0.1, 0.1)).items():
         f = params[key]
         assert low <= f.min() and f.max() <= high
         # The mean of n uniforms: within 5 standard deviations.
@@ -384,8 +393,7 @@ def test_registry_and_build_helpers():
     assert transforms[1] is invert
     imgs = make_images(4)
     assert torch.equal(
-        apply_batch_transforms(transforms, imgs, gen()),
-        255 - imgs.flip(-1))
+        apply_batch_transforms(transforms, imgs, gen()), 255 - imgs.flip(-1))
     assert build_batch_transforms(None) == []
     with pytest.raises(TypeError, match=r'batch_transforms\[1\]'):
         build_batch_transforms([invert, 3])
@@ -398,10 +406,12 @@ def not_registered(name: str, registry: str) -> str:
     return f'{name} is not in the [a-z_]+::{registry} registry'
 
 
-@pytest.mark.parametrize('preprocessor', [
-    ClsDataPreprocessor,
-    lambda **kwargs: HybridDataPreprocessor(num_views=2, **kwargs)
-], ids=['ClsDataPreprocessor', 'HybridDataPreprocessor'])
+@pytest.mark.parametrize(
+    'preprocessor', [
+        ClsDataPreprocessor,
+        lambda **kwargs: HybridDataPreprocessor(num_views=2, **kwargs)
+    ],
+    ids=['ClsDataPreprocessor', 'HybridDataPreprocessor'])
 def test_batch_transform_is_not_a_batch_augment(preprocessor):
     """A batch transform put in ``batch_augments`` is not found in
     mmpretrain's BATCH_AUGMENTS (the Mixup/CutMix registry)."""
@@ -424,10 +434,13 @@ def test_batch_augment_is_not_a_batch_transform():
 
 
 @pytest.mark.parametrize('dtype', [torch.uint8, torch.float32])
-@pytest.mark.parametrize('transform', ALL + [
-    BatchRandomCrop((28, 30), padding=(1, 2), pad_val=(1, 2, 3)),
-    BatchRandomFlip(0.5, 'vertical'),
-], ids=repr)
+@pytest.mark.parametrize(
+    'transform',
+    ALL + [
+        BatchRandomCrop((28, 30), padding=(1, 2), pad_val=(1, 2, 3)),
+        BatchRandomFlip(0.5, 'vertical'),
+    ],
+    ids=repr)
 def test_no_value_read_back(transform, dtype):
     """Meta tensors have no values, so reading one back to the host (as
     .item(), bool(t) or boolean-mask indexing do) raises: a transform that

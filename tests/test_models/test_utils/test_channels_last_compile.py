@@ -46,8 +46,8 @@ def _model(**preprocessor):
 
 def _batch(size=8):
     g = torch.Generator().manual_seed(1)
-    images = torch.randint(0, 256, (2, N, 3, size, size), dtype=torch.uint8,
-                           generator=g)
+    images = torch.randint(
+        0, 256, (2, N, 3, size, size), dtype=torch.uint8, generator=g)
     return dict(
         inputs=dict(views=[images[0]], balanced=images[1]),
         data_samples=dict(
@@ -62,8 +62,7 @@ def _step(model, train_step=None):
 
 def test_channels_last_images_and_same_loss():
     pre = HybridDataPreprocessor(
-        mean=[0., 0., 0.], std=[1., 1., 1.], num_views=2,
-        channels_last=True)
+        mean=[0., 0., 0.], std=[1., 1., 1.], num_views=2, channels_last=True)
     out = pre(copy.deepcopy(_batch()), training=True)
     for images in out['inputs']['views'] + [out['inputs']['balanced']]:
         assert images.is_contiguous(memory_format=torch.channels_last)
@@ -84,8 +83,8 @@ def test_channels_last_same_losses_over_steps_with_the_shipped_transforms():
     runs = {}
     for layout in (False, True):
         model = _model(channels_last=layout, batch_transforms=transforms)
-        wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1,
-                                               momentum=0.9))
+        wrapper = OptimWrapper(
+            torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
         hub = MessageHub.get_instance(f'channels_last_{layout}')
         losses = []
         for it in range(3):
@@ -101,8 +100,8 @@ def test_channels_last_same_losses_over_steps_with_the_shipped_transforms():
     # differences from step to step
     torch.testing.assert_close(last, plain, rtol=1e-3, atol=1e-5)
     for key, value in plain_weights.items():
-        torch.testing.assert_close(last_weights[key], value, rtol=1e-3,
-                                   atol=1e-4)
+        torch.testing.assert_close(
+            last_weights[key], value, rtol=1e-3, atol=1e-4)
 
 
 def test_channels_last_must_be_a_bool():

@@ -10,12 +10,12 @@ import pytest
 import torch
 from mmengine.dataset import default_collate, pseudo_collate
 from mmengine.logging import MessageHub
-
-import mmlt_hybrid  # noqa: F401
-from mmlt_hybrid.models.utils import HybridDataPreprocessor
 from mmpretrain.models.utils import ClsDataPreprocessor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+
+import mmlt_hybrid  # noqa: F401
+from mmlt_hybrid.models.utils import HybridDataPreprocessor
 
 MEAN = [100.0, 110.0, 120.0]
 STD = [50.0, 60.0, 70.0]
@@ -45,8 +45,8 @@ def pair_items(n, views=2, size=(4, 5), seed=0, same_image=False):
     g = torch.Generator().manual_seed(seed)
 
     def image():
-        return torch.randint(0, 256, (3, *size), generator=g,
-                             dtype=torch.uint8)
+        return torch.randint(
+            0, 256, (3, *size), generator=g, dtype=torch.uint8)
 
     items = []
     for k in range(n):
@@ -100,9 +100,7 @@ def test_hybrid_layout_order_and_values(collate, training, to_rgb):
     n, views = 3, 2
     items = pair_items(n, views)
     pre = MODELS.build(
-        dict(
-            type='HybridDataPreprocessor', mean=MEAN, std=STD,
-            to_rgb=to_rgb))
+        dict(type='HybridDataPreprocessor', mean=MEAN, std=STD, to_rgb=to_rgb))
     out = pre(collate(copy.deepcopy(items)), training=training)
     assert set(out) == {'inputs', 'data_samples'}
     inputs, data_samples = out['inputs'], out['data_samples']
@@ -118,15 +116,13 @@ def test_hybrid_layout_order_and_values(collate, training, to_rgb):
     assert inputs['balanced'].shape == (n, 3, 4, 5)
     for k in range(n):
         torch.testing.assert_close(
-            inputs['balanced'][k], by_hand(items[k]['inputs']['balanced'],
-                                           to_rgb))
+            inputs['balanced'][k],
+            by_hand(items[k]['inputs']['balanced'], to_rgb))
     assert set(data_samples) == {'uniform', 'balanced'}
     assert [s.tag for s in data_samples['uniform']] == ['u0', 'u1', 'u2']
     assert [s.tag for s in data_samples['balanced']] == ['b0', 'b1', 'b2']
     assert [int(s.gt_label) for s in data_samples['uniform']] == [0, 1, 2]
-    assert [int(s.gt_label) for s in data_samples['balanced']] == [
-        10, 11, 12
-    ]
+    assert [int(s.gt_label) for s in data_samples['balanced']] == [10, 11, 12]
 
 
 def test_images_and_labels_end_on_the_model_device():
@@ -239,8 +235,9 @@ def test_balanced_transforms_apply_to_balanced_rows_only(hub):
         std=STD,
         balanced_transforms=[dict(type='BatchRandomFlip', prob=1.0)])
     out = pre(pseudo_collate(items), training=True)
-    assert all(flip_pattern(out['inputs']['balanced'],
-                            [i['inputs']['balanced'] for i in items]))
+    assert all(
+        flip_pattern(out['inputs']['balanced'],
+                     [i['inputs']['balanced'] for i in items]))
     for v in range(2):
         assert not any(
             flip_pattern(out['inputs']['views'][v],
@@ -290,10 +287,11 @@ def test_outside_a_training_loop_the_global_generator_draws(hub):
 def test_images_of_different_sizes_refused():
     items = pair_items(3, views=1)
     items[1]['inputs']['balanced'] = torch.zeros(3, 6, 5, dtype=torch.uint8)
-    with pytest.raises(ValueError,
-                       match=r'one size.*\[\(3, 4, 5\), \(3, 6, 5\)\]'):
-        HybridDataPreprocessor(mean=MEAN, std=STD)(
-            pseudo_collate(items), training=True)
+    with pytest.raises(
+            ValueError, match=r'one size.*\[\(3, 4, 5\), \(3, 6, 5\)\]'):
+        HybridDataPreprocessor(
+            mean=MEAN, std=STD)(
+                pseudo_collate(items), training=True)
 
 
 def odd_single_items():
@@ -320,11 +318,12 @@ def test_single_images_of_another_size_refused_naming_the_file(
     with pytest.raises(ValueError) as info:
         pre(pseudo_collate(odd_single_items()), training=training)
     message = str(info.value)
-    assert re.search(r'one size, got sizes \[\(3, 4, 5\), \(3, 8, 8\)\]: '
-                     r'3 of \(3, 4, 5\), and \(3, 8, 8\) \(dir/img2\.png\)',
-                     message), message
-    assert ('pad_to_same_size=True' in message) == (
-        'balanced_transforms' not in kwargs)
+    assert re.search(
+        r'one size, got sizes \[\(3, 4, 5\), \(3, 8, 8\)\]: '
+        r'3 of \(3, 4, 5\), and \(3, 8, 8\) \(dir/img2\.png\)',
+        message), message
+    assert ('pad_to_same_size=True' in message) == ('balanced_transforms'
+                                                    not in kwargs)
 
 
 def test_pad_to_same_size_pads_single_images_as_cls_data_preprocessor():
@@ -345,22 +344,26 @@ def test_odd_image_of_a_hybrid_batch_is_named():
     items[2]['inputs']['views'][1] = torch.zeros(3, 6, 5, dtype=torch.uint8)
     items[2]['data_samples']['uniform'].set_metainfo(
         dict(img_path='train/cat/7.png'))
-    with pytest.raises(ValueError, match=r'2 of \(3, 4, 5\), and '
-                       r'\(3, 6, 5\) \(train/cat/7\.png\)'):
-        HybridDataPreprocessor(mean=MEAN, std=STD)(
-            pseudo_collate(items), training=True)
+    with pytest.raises(
+            ValueError,
+            match=r'2 of \(3, 4, 5\), and '
+            r'\(3, 6, 5\) \(train/cat/7\.png\)'):
+        HybridDataPreprocessor(
+            mean=MEAN, std=STD)(
+                pseudo_collate(items), training=True)
     # Without a file, the image is named by its index in the dataset.
     items[2]['data_samples']['uniform'] = DataSample(
         metainfo=dict(sample_idx=41)).set_gt_label(2)
     with pytest.raises(ValueError, match=r'\(3, 6, 5\) \(sample_idx 41\)'):
-        HybridDataPreprocessor(mean=MEAN, std=STD)(
-            pseudo_collate(items), training=False)
+        HybridDataPreprocessor(
+            mean=MEAN, std=STD)(
+                pseudo_collate(items), training=False)
 
 
 @pytest.mark.parametrize('value', [1, 'yes', None])
 def test_bad_pad_to_same_size(value):
-    with pytest.raises(TypeError,
-                       match='pad_to_same_size=.* must be True or False'):
+    with pytest.raises(
+            TypeError, match='pad_to_same_size=.* must be True or False'):
         HybridDataPreprocessor(pad_to_same_size=value)
 
 
@@ -433,8 +436,9 @@ def test_batch_augments_draw_what_the_step_says(hub):
 def test_batch_augments_refused_for_multi_view_batches():
     pre = mixup_preprocessor()
     views = pseudo_collate([
-        dict(inputs=item['inputs']['views'] * 2,
-             data_samples=item['data_samples']['uniform'])
+        dict(
+            inputs=item['inputs']['views'] * 2,
+            data_samples=item['data_samples']['uniform'])
         for item in pair_items(2, views=1)
     ])
     with pytest.raises(ValueError, match='not multi-view batches'):
@@ -443,8 +447,9 @@ def test_batch_augments_refused_for_multi_view_batches():
     assert len(pre(views, training=False)['inputs']) == 2
     # Single-image training batches keep Mixup: the scores are mixed.
     single = pseudo_collate([
-        dict(inputs=item['inputs']['balanced'],
-             data_samples=item['data_samples']['balanced'])
+        dict(
+            inputs=item['inputs']['balanced'],
+            data_samples=item['data_samples']['balanced'])
         for item in pair_items(4, seed=3)
     ])
     mixed = pre(single, training=True)
@@ -453,8 +458,9 @@ def test_batch_augments_refused_for_multi_view_batches():
 
 
 def test_batch_augments_need_num_classes():
-    with pytest.raises(ValueError, match='need num_classes, got '
-                       'num_classes=None'):
+    with pytest.raises(
+            ValueError, match='need num_classes, got '
+            'num_classes=None'):
         HybridDataPreprocessor(
             batch_augments=dict(augments=dict(type='Mixup', alpha=1.)))
 
@@ -463,8 +469,8 @@ def single_items(n, size=(4, 5), seed=1):
     g = torch.Generator().manual_seed(seed)
     return [
         dict(
-            inputs=torch.randint(0, 256, (3, *size), generator=g,
-                                 dtype=torch.uint8),
+            inputs=torch.randint(
+                0, 256, (3, *size), generator=g, dtype=torch.uint8),
             data_samples=DataSample().set_gt_label(k)) for k in range(n)
     ]
 
@@ -477,9 +483,7 @@ def test_single_image_training_batch_gets_balanced_transforms(
     set_step(hub, it=0)
     items = single_items(4)
     pre = HybridDataPreprocessor(
-        mean=MEAN,
-        std=STD,
-        **{key: [dict(type='BatchRandomFlip', prob=1.0)]})
+        mean=MEAN, std=STD, **{key: [dict(type='BatchRandomFlip', prob=1.0)]})
     train = pre(collate(copy.deepcopy(items)), training=True)['inputs']
     test = pre(collate(copy.deepcopy(items)), training=False)['inputs']
     for k, item in enumerate(items):
@@ -531,8 +535,9 @@ def test_multi_view_list_gives_per_view_tensors(training):
     items = [
         dict(
             inputs=[
-                torch.randint(0, 256, (3, 4, 5), generator=g,
-                              dtype=torch.uint8) for _ in range(2)
+                torch.randint(
+                    0, 256, (3, 4, 5), generator=g, dtype=torch.uint8)
+                for _ in range(2)
             ],
             data_samples=DataSample().set_gt_label(k)) for k in range(3)
     ]
@@ -542,16 +547,18 @@ def test_multi_view_list_gives_per_view_tensors(training):
     for v in range(2):
         assert out['inputs'][v].shape == (3, 3, 4, 5)
         for k in range(3):
-            torch.testing.assert_close(
-                out['inputs'][v][k], by_hand(items[k]['inputs'][v], True))
+            torch.testing.assert_close(out['inputs'][v][k],
+                                       by_hand(items[k]['inputs'][v], True))
     assert [int(s.gt_label) for s in out['data_samples']] == [0, 1, 2]
 
 
 def test_num_views_other_than_the_data_refused():
     pre = HybridDataPreprocessor(mean=MEAN, std=STD, num_views=2)
     batch = pseudo_collate(pair_items(3, views=3))
-    with pytest.raises(ValueError, match=r'num_views=2 is not allowed; it '
-                       'must be 3, the views of each uniform image'):
+    with pytest.raises(
+            ValueError,
+            match=r'num_views=2 is not allowed; it '
+            'must be 3, the views of each uniform image'):
         pre(batch, training=True)
 
 
@@ -578,8 +585,12 @@ def test_view_single_images_makes_num_views_views(collate, hub):
     items = single_items(n, size=(3, 6))
     images = [item['inputs'] for item in items]
     assert all(not torch.equal(img, flipped(img)) for img in images)
-    pre = viewing(mean=MEAN, std=STD, num_views=2, batch_transforms=FLIP,
-                  balanced_transforms=[])
+    pre = viewing(
+        mean=MEAN,
+        std=STD,
+        num_views=2,
+        batch_transforms=FLIP,
+        balanced_transforms=[])
     out = pre(collate(copy.deepcopy(items)), training=True)
     # mmpretrain's multi-view layout: a list of V tensors of the N images.
     views = out['inputs']
@@ -587,8 +598,8 @@ def test_view_single_images_makes_num_views_views(collate, hub):
     assert all(view.shape == (n, 3, 3, 6) for view in views)
     # The views are made with batch_transforms (not balanced_transforms),
     # every row with its own draw.
-    first, second = flip_pattern(views[0], images), flip_pattern(
-        views[1], images)
+    first, second = flip_pattern(views[0],
+                                 images), flip_pattern(views[1], images)
     assert 0 < sum(first) < n and 0 < sum(second) < n
     assert 0 < sum(a != b for a, b in zip(first, second)) < n
     assert [int(s.gt_label) for s in out['data_samples']] == list(range(n))
@@ -602,8 +613,9 @@ def test_view_single_images_makes_num_views_views(collate, hub):
 def test_view_single_images_without_transforms_repeats_the_image(hub):
     set_step(hub, it=0)
     items = single_items(3)
-    out = viewing(mean=MEAN, std=STD, num_views=3)(
-        pseudo_collate(items), training=True)
+    out = viewing(
+        mean=MEAN, std=STD, num_views=3)(
+            pseudo_collate(items), training=True)
     assert len(out['inputs']) == 3
     for view in out['inputs']:
         for k, item in enumerate(items):
@@ -617,8 +629,9 @@ def test_multi_view_default_collate_gives_per_view_tensors(hub):
     items = [
         dict(
             inputs=[
-                torch.randint(0, 256, (3, 4, 5), generator=g,
-                              dtype=torch.uint8) for _ in range(2)
+                torch.randint(
+                    0, 256, (3, 4, 5), generator=g, dtype=torch.uint8)
+                for _ in range(2)
             ],
             data_samples=DataSample().set_gt_label(k)) for k in range(3)
     ]
@@ -639,7 +652,9 @@ def test_view_single_images_is_not_a_setting():
     with pytest.raises(TypeError, match='view_single_images'):
         HybridDataPreprocessor(num_views=2, view_single_images=True)
     # Mixing views the feature head reads is refused at the step too.
-    pre = viewing(num_views=2, num_classes=4,
-                  batch_augments=dict(augments=dict(type='Mixup', alpha=1.)))
+    pre = viewing(
+        num_views=2,
+        num_classes=4,
+        batch_augments=dict(augments=dict(type='Mixup', alpha=1.)))
     with pytest.raises(ValueError, match='not multi-view batches'):
         pre(pseudo_collate(single_items(2)), training=True)

@@ -111,8 +111,8 @@ def build_batch_transforms(
         KeyError: If a config's ``type`` is not in ``BATCH_TRANSFORMS``
             (mmpretrain's batch augments, e.g. Mixup, are not).
     """
-    if isinstance(cfgs, (dict, str)) or not isinstance(
-            cfgs, (Sequence, type(None))):
+    if isinstance(cfgs, (dict, str)) or not isinstance(cfgs,
+                                                       (Sequence, type(None))):
         raise TypeError('batch_transforms must be a list of transform '
                         f'configs or callables, got {_describe(cfgs)}')
     transforms = [
@@ -151,8 +151,7 @@ def apply_batch_transforms(
 
 def uniform(batch_size: int, device, generator, *shape) -> Tensor:
     """``U[0, 1)`` samples of shape ``(batch_size, *shape)``."""
-    return torch.rand(
-        batch_size, *shape, device=device, generator=generator)
+    return torch.rand(batch_size, *shape, device=device, generator=generator)
 
 
 def _describe(value) -> str:
@@ -169,8 +168,7 @@ def _describe(value) -> str:
 def real_numbers(value) -> bool:
     """Whether ``value`` is a non-empty sequence of real numbers."""
     return isinstance(value, Sequence) and len(value) > 0 and all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool)
-        for v in value)
+        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
 
 
 def check_prob(transform, prob) -> float:
@@ -181,10 +179,11 @@ def check_prob(transform, prob) -> float:
 def check_int_pair(transform, key: str, value) -> tuple:
     """``s`` or ``(h, w)`` as ``(h, w)``, positive ints."""
     pair = (value, value) if isinstance(value, numbers.Integral) else value
-    check(type(transform).__name__, key, value,
-          real_numbers(pair) and len(pair) == 2 and all(
-              isinstance(s, numbers.Integral) and s > 0 for s in pair),
-          'a positive int or a pair (h, w) of positive ints')
+    check(
+        type(transform).__name__, key, value,
+        real_numbers(pair) and len(pair) == 2
+        and all(isinstance(s, numbers.Integral) and s > 0 for s in pair),
+        'a positive int or a pair (h, w) of positive ints')
     return tuple(int(s) for s in pair)
 
 
@@ -196,9 +195,10 @@ def check_int_pair(transform, key: str, value) -> tuple:
 def check_pad_val(transform, pad_val, key: str = 'pad_val'):
     """``pad_val``: a number (every channel) or a sequence of numbers (one
     per channel), kept as a number or a tuple."""
-    check(type(transform).__name__, key, pad_val,
-          real_numbers([pad_val]) or real_numbers(pad_val),
-          'a number or a sequence of numbers (one per channel)')
+    check(
+        type(transform).__name__, key, pad_val,
+        real_numbers([pad_val]) or real_numbers(pad_val),
+        'a number or a sequence of numbers (one per channel)')
     return pad_val if real_numbers([pad_val]) else tuple(pad_val)
 
 
@@ -224,8 +224,9 @@ def fill_like(imgs: Tensor,
     """
     values = pad_val if isinstance(pad_val, tuple) else (pad_val, )
     channels = imgs.shape[1]
-    check(type(transform).__name__, key, pad_val,
-          len(values) in (1, channels),
-          f'a number or one value per channel ({channels})')
+    check(
+        type(transform).__name__, key, pad_val,
+        len(values) in (1, channels),
+        f'a number or one value per channel ({channels})')
     return torch.stack([imgs.new_full((), v)
                         for v in values]).view(1, -1, 1, 1)

@@ -67,8 +67,8 @@ class BatchRandomGrayscale(BaseBatchTransform):
         channels = imgs.shape[1]
         if channels == 1:
             return imgs
-        check('BatchRandomGrayscale', 'channel_weights',
-              self.channel_weights, channels == len(self._normalised),
+        check('BatchRandomGrayscale', 'channel_weights', self.channel_weights,
+              channels == len(self._normalised),
               f'one weight per channel ({channels})')
         gray = sum(w * imgs[:, c].double()
                    for c, w in enumerate(self._normalised))
@@ -150,8 +150,7 @@ class BatchColorJitter(BaseBatchTransform):
                 low, high = value_range
                 params[op] = low + (high - low) * uniform(
                     batch_size, device, generator)
-        params['jittered'] = uniform(batch_size, device,
-                                     generator) < self.prob
+        params['jittered'] = uniform(batch_size, device, generator) < self.prob
         return params
 
     def apply(self, imgs: Tensor, params: dict) -> Tensor:
@@ -163,8 +162,7 @@ class BatchColorJitter(BaseBatchTransform):
             brightness=lambda x, f: _blend(0., x, f, quantise),
             contrast=lambda x, f: _blend(
                 _mean_luma(x, quantise), x, f, quantise),
-            saturation=lambda x, f: _blend(
-                _luma(x, quantise), x, f, quantise),
+            saturation=lambda x, f: _blend(_luma(x, quantise), x, f, quantise),
             hue=lambda x, f: _shift_hue(x, f, quantise))
         # Four rounds: in round r an image takes the op its order puts in
         # slot r (torch.where keeps the other images unchanged).
@@ -172,8 +170,8 @@ class BatchColorJitter(BaseBatchTransform):
             for index, op in enumerate(self._ops):
                 if getattr(self, op) is None:
                     continue
-                chosen = params['jittered'] & (params['order'][:, slot]
-                                               == index)
+                chosen = params['jittered'] & (
+                    params['order'][:, slot] == index)
                 factor = params[op].view(-1, 1, 1, 1)
                 x = torch.where(
                     chosen.view(-1, 1, 1, 1), adjust[op](x, factor), x)
@@ -189,9 +187,10 @@ def _jitter_range(value, name) -> Optional[tuple]:
     span = (max(center - value, low), center + value) if real_numbers(
         [value]) and 0 <= value <= high - center else tuple(value) if (
             real_numbers(value) and len(value) == 2) else (1., 0.)
-    check('BatchColorJitter', name, value, low <= span[0] <= span[1] <= high,
-          f'a number in [0, {high - center}] or a pair (min, max) with '
-          f'{low} <= min <= max <= {high}')
+    check(
+        'BatchColorJitter', name, value, low <= span[0] <= span[1] <= high,
+        f'a number in [0, {high - center}] or a pair (min, max) with '
+        f'{low} <= min <= max <= {high}')
     return None if span == (center, center) else tuple(float(v) for v in span)
 
 

@@ -8,8 +8,15 @@ from torch import Tensor
 
 from ....registry import BATCH_TRANSFORMS
 from ....validation import check, check_choice
-from .base import (BaseBatchTransform, check_int_pair, check_pad_val,
-                   check_prob, fill_like, real_numbers, uniform)
+from .base import (
+    BaseBatchTransform,
+    check_int_pair,
+    check_pad_val,
+    check_prob,
+    fill_like,
+    real_numbers,
+    uniform,
+)
 
 
 @BATCH_TRANSFORMS.register_module()
@@ -61,7 +68,10 @@ class BatchRandomCrop(BaseBatchTransform):
             horizontal positions (see :meth:`crop_offsets`).
         """
         u = torch.rand(
-            batch_size, 2, device=device, generator=generator,
+            batch_size,
+            2,
+            device=device,
+            generator=generator,
             dtype=torch.float64)
         return dict(rand_h=u[:, 0], rand_w=u[:, 1])
 
@@ -97,10 +107,12 @@ class BatchRandomCrop(BaseBatchTransform):
         cols = left[:, None] + torch.arange(
             crop_w, device=imgs.device) - self.padding[0]
         out = imgs.gather(
-            2, rows.clamp(0, h - 1)[:, None, :, None].expand(b, c, crop_h, w))
+            2,
+            rows.clamp(0, h - 1)[:, None, :, None].expand(b, c, crop_h, w))
         out = out.gather(
-            3, cols.clamp(0, w - 1)[:, None,
-                                    None, :].expand(b, c, crop_h, crop_w))
+            3,
+            cols.clamp(0, w - 1)[:, None,
+                                 None, :].expand(b, c, crop_h, crop_w))
         inside = (((rows >= 0) & (rows < h))[:, None, :, None]
                   & ((cols >= 0) & (cols < w))[:, None, None, :])
         return torch.where(inside, out, fill_like(out, self.pad_val, self))
@@ -148,9 +160,10 @@ def _padding(padding) -> tuple:
     pads = (0, ) * 4 if padding is None else (padding, ) * 4 if real_numbers(
         [padding]) else tuple(padding) * (4 // len(padding)) if real_numbers(
             padding) and len(padding) in (2, 4) else ()
-    check('BatchRandomCrop', 'padding', padding,
-          len(pads) == 4 and all(
-              isinstance(p, numbers.Integral) and p >= 0 for p in pads),
-          'None, a non-negative int, or 2 or 4 of them (left/right, '
-          'top/bottom or left, top, right, bottom)')
+    check(
+        'BatchRandomCrop', 'padding', padding,
+        len(pads) == 4
+        and all(isinstance(p, numbers.Integral) and p >= 0 for p in pads),
+        'None, a non-negative int, or 2 or 4 of them (left/right, '
+        'top/bottom or left, top, right, bottom)')
     return pads

@@ -7,8 +7,13 @@ import torch
 from torch import Tensor
 
 from ....registry import BATCH_TRANSFORMS
-from .base import (BaseBatchTransform, check_int_pair, check_pad_val,
-                   check_prob, fill_like)
+from .base import (
+    BaseBatchTransform,
+    check_int_pair,
+    check_pad_val,
+    check_prob,
+    fill_like,
+)
 
 
 @BATCH_TRANSFORMS.register_module()
@@ -53,7 +58,10 @@ class BatchCutout(BaseBatchTransform):
             ``(B,)``.
         """
         u = torch.rand(
-            batch_size, 3, device=device, generator=generator,
+            batch_size,
+            3,
+            device=device,
+            generator=generator,
             dtype=torch.float64)
         return dict(centre=u[:, :2], applied=u[:, 2] < self.prob)
 

@@ -7,9 +7,9 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
+from mmpretrain.datasets.transforms import auto_augment as mmpretrain_aug
 from torch import Tensor
 
-from mmpretrain.datasets.transforms import auto_augment as mmpretrain_aug
 from ....registry import BATCH_TRANSFORMS
 from ....validation import check, check_choice, check_int, check_number
 from .base import BaseBatchTransform, check_pad_val, fill_like
@@ -83,9 +83,9 @@ class BatchRandAugment(BaseBatchTransform):
         check(
             owner, 'policies', policies,
             policies in table if isinstance(policies, str) else
-            (isinstance(policies, Sequence) and len(policies) > 0
-             and all(isinstance(p, dict) and p.get('type') in _OPS
-                     for p in policies)),
+            (isinstance(policies, Sequence) and len(policies) > 0 and all(
+                isinstance(p, dict) and p.get('type') in _OPS
+                for p in policies)),
             f'a key of {sorted(table)} or a list of op dicts with a type in '
             f'{sorted(_OPS)}')
         check_int(owner, 'num_policies', num_policies)
@@ -116,15 +116,16 @@ class BatchRandAugment(BaseBatchTransform):
             low, high = op.magnitude_range or (0, 0)
             fixed = getattr(op, _FIXED_KEY.get(name, 'magnitude'), 0) or 0
             negative = op.random_negative_prob if name in _SIGNED else 0.
-            self._table.append((op.prob, negative, low, high - low, fixed,
-                                op.magnitude_range is not None))
+            self._table.append(
+                (op.prob, negative, low, high - low, fixed, op.magnitude_range
+                 is not None))
         self._device_tables = {}  # the table on each device, copied once
         # Geometric ops sharing an interpolation and a fill: one warp.
         self._warps = {}
         for k, (op, name) in enumerate(zip(ops, self._names)):
             if name in _GEOMETRIC:
-                check_choice(owner, f'{name} interpolation',
-                             op.interpolation, _INTERPOLATIONS)
+                check_choice(owner, f'{name} interpolation', op.interpolation,
+                             _INTERPOLATIONS)
                 pad_val = check_pad_val(self, op.pad_val, f'{name} pad_val')
                 self._warps.setdefault((op.interpolation, pad_val),
                                        []).append(k)
@@ -145,13 +146,17 @@ class BatchRandAugment(BaseBatchTransform):
         u = torch.rand(
             *shape, 3, device=device, generator=generator, dtype=torch.float64)
         level = torch.full(
-            shape, float(self.magnitude_level), device=device,
+            shape,
+            float(self.magnitude_level),
+            device=device,
             dtype=torch.float64)
         if self.magnitude_std == 'inf':
             level = level * u[..., 2]
         elif self.magnitude_std > 0:
             noise = torch.randn(
-                *shape, device=device, generator=generator,
+                *shape,
+                device=device,
+                generator=generator,
                 dtype=torch.float64)
             level = (level + self.magnitude_std * noise).clamp(
                 0, self.total_level)
@@ -222,8 +227,7 @@ class BatchRandAugment(BaseBatchTransform):
             if name in _POINTWISE_OPS:
                 out = _POINTWISE_OPS[name](values, x, magnitude, quantise,
                                            self._ops[k])
-                mapped = torch.where((op_of == k).view(-1, 1, 1), out,
-                                     mapped)
+                mapped = torch.where((op_of == k).view(-1, 1, 1), out, mapped)
         if quantise:
             mapped = mapped.gather(2, flat.long())
         return mapped.view_as(x)
@@ -300,7 +304,7 @@ def _gray(x: Tensor) -> Tensor:
     """OpenCV's BGR -> grey ``(B, 1, H, W)``, in 15-bit fixed point."""
     b, g, r = x.double().unbind(1)
     return torch.floor((b * 3735 + g * 19235 + r * 9798 + 2**14) / 2**15)[:,
-                                                                         None]
+                                                                          None]
 
 
 def _color(x, m, quantise):
@@ -325,10 +329,9 @@ def _pad_reflect101(x: Tensor, dim: int) -> Tensor:
     """``x`` padded by one on both sides of ``dim``, reflected without
     repeating the edge (a size of 1 is repeated)."""
     n = x.shape[dim]
-    return torch.cat([
-        x.narrow(dim, min(1, n - 1), 1), x,
-        x.narrow(dim, max(n - 2, 0), 1)
-    ], dim)
+    return torch.cat(
+        [x.narrow(dim, min(1, n - 1), 1), x,
+         x.narrow(dim, max(n - 2, 0), 1)], dim)
 
 
 _IMAGE_OPS = dict(ColorTransform=_color, Sharpness=_sharpness)
@@ -355,8 +358,8 @@ def _equalize(v, x, m, quantise, op):
     b, c, h, w = x.shape
     levels = x.clamp(0, 255).floor().long().view(b, c, h * w)
     hist = torch.zeros(
-        b, c, 256, dtype=torch.long, device=x.device).scatter_add_(
-            2, levels, torch.ones_like(levels))
+        b, c, 256, dtype=torch.long,
+        device=x.device).scatter_add_(2, levels, torch.ones_like(levels))
     step = (h * w - hist.gather(2, levels.amax(2, keepdim=True))) // 255
     lut = (hist.cumsum(2) + step // 2) // step.clamp(min=1)
     lut = torch.cat([torch.zeros_like(lut[..., :1]), lut[..., :-1]],

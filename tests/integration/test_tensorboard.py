@@ -33,9 +33,12 @@ def test_tensorboard_is_an_extra_and_installed_by_the_tests_extra():
         extras = tomllib.load(f)['project']['optional-dependencies']
     assert _requirement_names(extras['tensorboard']) == {'tensorboard'}
     tensorboard = extras['tensorboard'][0]
-    # Bounded on both sides like the other requirements (tested upper bound).
-    assert '>=' in tensorboard and '<=' in tensorboard
+    # A lower bound (the first release that works with NumPy 2), no cap;
+    # constraints.txt pins the tested version.
+    assert tensorboard == 'tensorboard>=2.17.1'
     assert tensorboard in extras['tests']
+    pins = (REPO_ROOT / 'constraints.txt').read_text().splitlines()
+    assert len([p for p in pins if p.startswith('tensorboard==')]) == 1
 
 
 @pytest.fixture(scope='module')

@@ -132,6 +132,10 @@ def predict(cfg: Config,
     with tempfile.TemporaryDirectory() as tmp:
         cfg.work_dir = tmp
         cfg.log_level = 'WARNING'
+        # A name of its own: mmengine keeps one logger and visualizer per
+        # experiment name (the time to the second by default), so a second
+        # call within a second would write to the first call's deleted dir.
+        cfg.experiment_name = f'plot_long_tail_{osp.basename(tmp)}'
         runner = Runner.from_cfg(cfg)
         if strict:
             runner.register_hook(

@@ -329,7 +329,10 @@ def test_posthoc_head_without_counts_is_a_clear_error():
         dict(type='LogitAdjustedLinearClsHead', num_classes=C, in_channels=4))
     assert head.needs_class_counts
     with pytest.raises(
-            ValueError, match=r'LogitAdjustedLinearClsHead: no class counts'):
+            ValueError,
+            match=r'LogitAdjustedLinearClsHead: posthoc_tau=1.0 needs the '
+            r'class counts of the training set, and the head has none.*'
+            r"model\.head\.class_counts=\[n0,n1,\.\.\.\]'.*posthoc_tau=0"):
         head.predict((torch.randn(2, 4), ))
     # Without post-hoc adjustment it predicts as LinearClsHead.
     head.posthoc_tau = 0.0

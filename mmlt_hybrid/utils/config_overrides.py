@@ -96,9 +96,9 @@ def enable_amp(cfg: Config,
             print_log(
                 f'--amp ignored: this CPU ({cpu["model"]}) has no native '
                 f'bfloat16 (none of the flags {NATIVE_BF16_FLAGS}), so bf16 '
-                'autocast would be emulated and slower than float32 (14x '
-                'slower for a ResNet-32 step on an AVX2 CPU); training stays '
-                f'in float32 with {name}. To force bf16 on this CPU set '
+                'autocast would be emulated and slower than float32 (about '
+                '13x slower for a ResNet-32 step on an AVX2 CPU); training '
+                f'stays in float32 with {name}. To force bf16 on this CPU set '
                 "optim_wrapper.type='CpuAmpOptimWrapper' in the config.",
                 logger='current',
                 level=logging.WARNING)

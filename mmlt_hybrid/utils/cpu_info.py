@@ -49,7 +49,7 @@ def has_native_bf16(flags: List[str]) -> bool:
 
     Without one of :data:`NATIVE_BF16_FLAGS` oneDNN emulates bf16 matrix
     work in float32 instructions plus conversions: slower than float32
-    (a ResNet-32 step 14x slower on an AVX2 CPU, docs/benchmarks.md).
+    (a ResNet-32 step about 13x slower on an AVX2 CPU, docs/benchmarks.md).
     """
     return any(flag in flags for flag in NATIVE_BF16_FLAGS)
 

@@ -17,6 +17,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # One compute thread per test process: xdist runs a process per core,
+    # and OpenMP threads of concurrent processes spinning on the same cores
+    # slow each other down several-fold (the tools they run, and the gloo
+    # processes they spawn, inherit the setting).
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    os.environ.setdefault('MKL_NUM_THREADS', '1')
+    import torch
+    torch.set_num_threads(1)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: The environment variable that points the real-data tests at the data.
 DATA_ROOT_VAR = 'MMLT_DATA_ROOT'
@@ -67,6 +77,48 @@ def make_image_folder(root: Path,
                     folder / f'{index:05d}.png')
                 index += 1
     return root
+
+
+def tiny_hybrid_cfg(num_classes: int,
+                    feat_head: str = 'SupConHead',
+                    **kwargs) -> dict:
+    """The config of a small ``HybridClassifier`` (ResNet-8, 64 features,
+    a 16-d projection) with ``num_classes`` classes; ``kwargs`` update it.
+
+    Args:
+        num_classes: Classes of the classifier (and of a ``PSCHead``).
+        feat_head: ``'SupConHead'`` or ``'PSCHead'``.
+        **kwargs: Keys of the classifier's config to set.
+
+    Returns:
+        dict: The config, for ``MODELS.build``.
+    """
+    feat = dict(type=feat_head, in_channels=64, out_channels=16)
+    if feat_head == 'PSCHead':
+        feat['num_classes'] = num_classes
+    cfg = dict(
+        type='HybridClassifier',
+        backbone=dict(type='CifarResNet', depth=8),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(
+            type='LinearClsHead', num_classes=num_classes, in_channels=64),
+        feat_head=feat)
+    cfg.update(kwargs)
+    return cfg
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Keep the tests that share a module-scoped fixture in one xdist
+    group (``--dist loadgroup``: one worker builds it once); every other
+    test is scheduled on its own, so no big module runs alone at the end."""
+    for item in items:
+        fixtures = getattr(item, '_fixtureinfo', None)
+        if fixtures is None:
+            continue
+        if any(defs and defs[-1].scope == 'module'
+               for defs in fixtures.name2fixturedefs.values()):
+            item.add_marker(
+                pytest.mark.xdist_group(item.nodeid.split('::')[0]))
 
 
 @pytest.fixture(scope='session')

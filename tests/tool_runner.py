@@ -2,9 +2,14 @@
 import importlib.util
 import json
 import os
+import select
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -77,21 +82,15 @@ def tiny_cfg_options(folder: Path, **extra) -> List[str]:
     return [f'{key}={value}' for key, value in options.items()]
 
 
-def run(args: Sequence,
-        env: Optional[Dict[str, str]] = None,
-        timeout: int = 300,
-        check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command from the repository root and return its result.
+#: Environment variables read when an interpreter or a native library
+#: starts: a command that changes one runs as a real process.
+STARTUP_ENV_PREFIXES = ('PYTHON', 'OMP_', 'MKL_', 'KMP_', 'GOMP_', 'LD_',
+                        'MALLOC_', 'CUDA_', 'TORCH_', 'NCCL_')
+#: Set to 1 to run every tool as a real process (no fork server).
+FRESH_PROCESSES_ENV = 'MMLT_TESTS_FRESH_PROCESSES'
 
-    Args:
-        args (Sequence): The command; items are converted with ``str``.
-        env (dict, optional): Extra environment variables.
-        timeout (int): Seconds before the command is killed.
-        check (bool): Fail the test (showing the output) on a non-zero exit.
 
-    Returns:
-        subprocess.CompletedProcess: With text ``stdout`` and ``stderr``.
-    """
+def _tool_env(env: Optional[Dict[str, str]]) -> Dict[str, str]:
     full_env = dict(os.environ)
     full_env.update(env or {})
     full_env.setdefault('PYTHONWARNINGS', 'ignore')
@@ -99,15 +98,132 @@ def run(args: Sequence,
     # OpenMP threads of concurrent processes slow each other down many-fold.
     full_env.setdefault('OMP_NUM_THREADS', '1')
     full_env.setdefault('MKL_NUM_THREADS', '1')
-    result = subprocess.run([str(a) for a in args],
-                            cwd=REPO_ROOT,
-                            env=full_env,
-                            capture_output=True,
-                            text=True,
-                            timeout=timeout)
+    return full_env
+
+
+class _ToolServer:
+    """The client of ``tool_server.py``: one server per test process,
+    started at its first use, one request at a time."""
+
+    def __init__(self) -> None:
+        self.env = _tool_env(None)
+        self.proc = subprocess.Popen(
+            [sys.executable,
+             str(Path(__file__).with_name('tool_server.py'))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=REPO_ROOT,
+            env=self.env,
+            bufsize=0)
+        self._buffer = b''
+        if self._read(timeout=300) != 'ready':
+            raise RuntimeError('the tool server did not start')
+        self.lock = threading.Lock()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def can_run(self, args: List[str], env: Dict[str, str]) -> bool:
+        """Whether a forked child runs ``args`` as a fresh process would:
+        ``python script.py ...`` with no start-up setting changed."""
+        if len(args) < 2 or args[0] != sys.executable or \
+                not args[1].endswith('.py'):
+            return False
+        keys = set(env) | set(self.env)
+        return not any(
+            key.startswith(STARTUP_ENV_PREFIXES)
+            and env.get(key) != self.env.get(key) for key in keys)
+
+    def _read(self, timeout: float):
+        deadline = time.monotonic() + timeout
+        while b'\n' not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.proc.stdout], [], [],
+                                              left)[0]:
+                raise TimeoutError
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                raise RuntimeError('the tool server exited')
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b'\n', 1)
+        return json.loads(line)
+
+    def run(self, args: List[str], env: Dict[str, str],
+            timeout: float) -> subprocess.CompletedProcess:
+        with self.lock, tempfile.TemporaryDirectory() as tmp:
+            out, err = Path(tmp, 'stdout'), Path(tmp, 'stderr')
+            request = dict(
+                argv=args,
+                env=env,
+                cwd=str(REPO_ROOT),
+                stdout=str(out),
+                stderr=str(err))
+            self.proc.stdin.write((json.dumps(request) + '\n').encode())
+            pid = self._read(timeout=60)
+            try:
+                code = self._read(timeout=timeout)
+            except TimeoutError:
+                os.killpg(pid, signal.SIGKILL)
+                self._read(timeout=60)
+                raise subprocess.TimeoutExpired(
+                    args, timeout, output=_text(out), stderr=_text(err))
+            return subprocess.CompletedProcess(args, code, _text(out),
+                                               _text(err))
+
+
+def _text(path: Path) -> str:
+    return path.read_bytes().decode('utf-8', errors='replace') \
+        if path.exists() else ''
+
+
+_server: Optional[_ToolServer] = None
+
+
+def run(args: Sequence,
+        env: Optional[Dict[str, str]] = None,
+        timeout: int = 300,
+        check: bool = True,
+        fresh: bool = False) -> subprocess.CompletedProcess:
+    """Run a command from the repository root and return its result.
+
+    ``python tools/<script>.py ...`` runs in a child forked from a server
+    that has imported the heavy packages once (``tool_server.py``), unless
+    ``fresh`` asks for a real process, ``env`` changes a start-up setting
+    (:data:`STARTUP_ENV_PREFIXES`) or ``MMLT_TESTS_FRESH_PROCESSES=1``;
+    every other command runs as a real process.
+
+    Args:
+        args (Sequence): The command; items are converted with ``str``.
+        env (dict, optional): Extra environment variables.
+        timeout (int): Seconds before the command is killed.
+        check (bool): Fail the test (showing the output) on a non-zero exit.
+        fresh (bool): Run it as a real process, for tests whose subject is
+            what separate interpreters do (e.g. a resume in a new process
+            equal to an uninterrupted run).
+
+    Returns:
+        subprocess.CompletedProcess: With text ``stdout`` and ``stderr``.
+    """
+    global _server
+    args = [str(a) for a in args]
+    full_env = _tool_env(env)
+    if not fresh and os.environ.get(FRESH_PROCESSES_ENV) != '1':
+        if _server is None or not _server.alive():
+            _server = _ToolServer()
+        fresh = not _server.can_run(args, full_env)
+    if fresh or os.environ.get(FRESH_PROCESSES_ENV) == '1':
+        result = subprocess.run(
+            args,
+            cwd=REPO_ROOT,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout)
+    else:
+        result = _server.run(args, full_env, timeout)
     if check and result.returncode != 0:
         raise AssertionError(
-            f'command failed ({result.returncode}): {" ".join(map(str, args))}'
+            f'command failed ({result.returncode}): {" ".join(args)}'
             f'\n--- stdout (tail) ---\n{result.stdout[-4000:]}'
             f'\n--- stderr (tail) ---\n{result.stderr[-6000:]}')
     return result

@@ -190,6 +190,114 @@ def test_reproduce_resumes_an_interrupted_run(webp_folder, tmp_path,
     assert "memory_format 'contiguous'" in refused.stderr
 
 
+def test_short_benchmark_resumes_an_interrupted_run(webp_folder, tmp_path,
+                                                    monkeypatch):
+    """A method stopped after epoch 1 of 2 and continued with --resume ends
+    where the uninterrupted run ends (same top-1; steps and images added up
+    over both invocations); a finished method is read back, not trained
+    again; a run is refused without --resume and with another schedule."""
+    from mmengine.hooks import Hook
+    common = [
+        '--data-root', webp_folder, '--epochs', 2, '--batch-size', BATCH,
+        '--methods', 'LA-CE'
+    ]
+    straight, resumed = tmp_path / 'straight', tmp_path / 'resumed'
+    run(python_tool(SHORT, *common, '--work-dir', straight))
+
+    monkeypatch.syspath_prepend(str(TOOLS / 'benchmarks'))
+    module = load_tool(SHORT)
+    train_and_test = module.train_and_test
+
+    class Stop(Hook):
+        priority = 'LOWEST'  # after the epoch's checkpoint
+
+        def after_train_epoch(self, runner):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(
+        module, 'train_and_test', lambda cfg, hooks: train_and_test(
+            cfg, lambda meter: hooks(meter) + [Stop()]))
+    monkeypatch.setattr('sys.argv', [SHORT] + [str(a) for a in common] +
+                        ['--work-dir', str(resumed)])
+    with pytest.raises(KeyboardInterrupt):
+        module.main()
+    run_dir = resumed / 'LA-CE'
+    assert [(s['start_epoch'], s['end_epoch'])
+            for s in json.loads((run_dir /
+                                 'segments.json').read_text())['segments']
+            ] == [(0, 1)]
+    assert not (run_dir / 'result.json').exists()
+
+    for extra, message in (([], 'pass --resume to continue it'),
+                           (['--resume', '--warmup-epochs',
+                             1], '--resume: the run in')):
+        refused = run(
+            python_tool(SHORT, *common, '--work-dir', resumed, *extra),
+            check=False)
+        assert refused.returncode != 0 and message in refused.stderr
+    run(python_tool(SHORT, *common, '--work-dir', resumed, '--resume'))
+    results = {
+        name: json.loads((d / 'LA-CE' / 'result.json').read_text())
+        for name, d in (('straight', straight), ('resumed', resumed))
+    }
+    n = sum(LT_COUNTS)
+    assert results['straight']['resumes'] == 0
+    assert results['resumed']['resumes'] == 1
+    assert results['resumed']['long_tail/top1'] == \
+        results['straight']['long_tail/top1']
+    for result in results.values():  # two epochs of N images a step
+        assert result['iters'] == 2 * math.ceil(n / BATCH)
+        assert result['images'] == 2 * n
+    assert read_table(resumed / 'results.md')[0]['resumes'] == '1'
+
+    segments = (run_dir / 'segments.json').read_text()
+    again = run(python_tool(SHORT, *common, '--work-dir', resumed, '--resume'))
+    assert 'finished before' in again.stdout
+    assert (run_dir / 'segments.json').read_text() == segments
+    assert read_table(resumed / 'results.md')[0]['top-1'] == \
+        f"{results['straight']['long_tail/top1']:.2f}"
+
+
+def test_short_benchmark_over_seeds_gives_mean_and_spread(
+        webp_folder, tmp_path):
+    """--seed 0 1: each method runs with each seed (all methods of seed 0
+    first) in seed<S>/<method>; the table's accuracies are the mean and the
+    sample standard deviation of the seeds' results."""
+    import statistics
+    methods = ['CE', 'LA-CE']
+    run(
+        python_tool(SHORT, '--data-root', webp_folder, '--epochs', 1,
+                    '--batch-size', BATCH, '--methods', *methods, '--seed', 0,
+                    1, '--work-dir', tmp_path))
+    results = {
+        (seed, method):
+        json.loads(
+            (tmp_path / f'seed{seed}' / method / 'result.json').read_text())
+        for seed in (0, 1)
+        for method in methods
+    }
+    assert results[0, 'CE']['settings']['seed'] == 0
+    assert results[1, 'CE']['settings']['seed'] == 1
+    finished = sorted(
+        results,
+        key=lambda key: (tmp_path / f'seed{key[0]}' / key[1] / 'result.json').
+        stat().st_mtime_ns)
+    assert finished == [(0, 'CE'), (0, 'LA-CE'), (1, 'CE'), (1, 'LA-CE')]
+    table = {r['method']: r for r in read_table(tmp_path / 'results.md')}
+    assert list(table) == methods
+    for method in methods:
+        top1 = [results[seed, method]['long_tail/top1'] for seed in (0, 1)]
+        mean, spread = table[method]['top-1'].split(' ± ')
+        assert float(mean) == pytest.approx(statistics.mean(top1), abs=0.006)
+        assert float(spread) == pytest.approx(
+            statistics.stdev(top1), abs=0.006)
+        assert table[method]['seeds'] == '0 1'
+    # each seed's own table too
+    assert [
+        r['method'] for r in read_table(tmp_path / 'seed1' / 'results.md')
+    ] == methods
+
+
 def checkpoint_counts(work_dir: Path) -> Dict[str, List[int]]:
     """The class counts saved in a run's checkpoint, by state-dict key."""
     import torch

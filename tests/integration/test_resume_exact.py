@@ -101,9 +101,12 @@ def test_resume_is_bit_exact(case, lt_folder, tmp_path):
     run(
         python_tool('train.py', config, '--work-dir', full, '--cfg-options',
                     *options))
+    # the resume in a real process of its own (another hash seed, nothing
+    # imported before): what a user's second invocation is
     out = run(
         python_tool('train.py', config, '--work-dir', resumed, '--resume',
-                    full / 'epoch_2.pth', '--cfg-options', *options))
+                    full / 'epoch_2.pth', '--cfg-options', *options),
+        fresh=True)
     assert 'resumed epoch: 2, iter: 24' in out.stdout + out.stderr
 
     losses_full, losses_resumed = _late_losses(full), _late_losses(resumed)

@@ -57,7 +57,8 @@ def runs(tiny_folder, tmp_path_factory):
     resumed = run(
         python_tool('train.py', TINY_CONFIG, '--work-dir', interrupted,
                     '--resume', '--cfg-options', *options,
-                    'train_cfg.max_epochs=3'))
+                    'train_cfg.max_epochs=3'),
+        fresh=True)  # a real process of its own, as a user's resume is
     run(
         python_tool('train.py', TINY_CONFIG, '--work-dir', full,
                     '--cfg-options', *options, 'train_cfg.max_epochs=3'))

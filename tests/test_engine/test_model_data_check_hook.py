@@ -6,6 +6,7 @@ the evaluation set's classes."""
 from types import SimpleNamespace
 
 import pytest
+from conftest import tiny_hybrid_cfg
 from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 from test_class_counts_hook import EXPECTED, make_cfg
@@ -17,18 +18,7 @@ NUM_CLASSES = 4
 
 
 def hybrid(feat_head='SupConHead', **kwargs):
-    feat = dict(type=feat_head, in_channels=64, out_channels=16)
-    if feat_head == 'PSCHead':
-        feat['num_classes'] = NUM_CLASSES
-    cfg = dict(
-        type='HybridClassifier',
-        backbone=dict(type='CifarResNet', depth=8),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(
-            type='LinearClsHead', num_classes=NUM_CLASSES, in_channels=64),
-        feat_head=feat)
-    cfg.update(kwargs)
-    return MODELS.build(cfg)
+    return MODELS.build(tiny_hybrid_cfg(NUM_CLASSES, feat_head, **kwargs))
 
 
 @pytest.mark.parametrize('feat_head', ['SupConHead', 'PSCHead'])

@@ -1,7 +1,7 @@
-"""Plots of a long-tailed run: per-class accuracy vs frequency, alpha, losses.
+"""Plots of a long-tailed run: per-class accuracy, accuracy curve, alpha, loss.
 
 From a work dir written by ``tools/train.py`` and one of its checkpoints,
-writes four PNG files:
+writes five PNG files:
 
 - ``per_class_accuracy.png``: test accuracy of every class (bars, as
   ``LongTailAccuracy.calculate`` gives it; none for a class without test
@@ -11,14 +11,27 @@ writes four PNG files:
   ``ConfusionMatrix``), each row (true class) normalised to sum to 1, rows
   and columns in the same training-count order (most frequent first), so
   tail classes taken for head classes show up in the lower left;
+- ``accuracy.png``: the top-1 accuracy of every validation the run logged
+  (``long_tail/top1`` of ``LongTailAccuracy``, else ``accuracy/top1`` of
+  mmpretrain's ``Accuracy``) against the epoch, with the many-, medium- and
+  few-shot accuracies where the logs hold them. A run resumed into the same
+  work dir logs into a new timestamped folder; the folders are read in
+  the order of their names (the start times), and an epoch validated again
+  by a later run takes that run's values (one point an epoch);
 - ``alpha.png``: the hybrid weight alpha over the iterations;
 - ``loss.png``: the logged losses (total, weighted feature and classifier
   terms) over the iterations.
+
+The last three come from the logs (``<work_dir>/*/vis_data/scalars.json``)
+alone: ``--curves-only`` writes just them, with no checkpoint (and no
+config). A plot whose scalars the logs do not hold is skipped, saying so.
 
 Example::
 
     python tools/analysis/plot_long_tail.py work_dirs/hybrid_sc_r32_cifar10lt \
         work_dirs/hybrid_sc_r32_cifar10lt/epoch_200.pth
+    python tools/analysis/plot_long_tail.py work_dirs/hybrid_sc_r32_cifar10lt \
+        --curves-only
 
 A checkpoint that does not fit the model of the run's config (another depth,
 another number of classes) is refused with the list of keys, as by
@@ -39,6 +52,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmpretrain.evaluation import ConfusionMatrix  # noqa: E402
@@ -51,10 +65,23 @@ from mmlt_hybrid.utils import StrictLoadHook, check_checkpoint  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """The parsed command line (``argv``, default ``sys.argv[1:]``)."""
+    """The parsed command line (``argv``, default ``sys.argv[1:]``).
+
+    A checkpoint is required unless ``--curves-only``, and refused with it
+    (argparse's error, exit status 2).
+    """
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('work_dir', help='work dir of a training run')
-    parser.add_argument('checkpoint', help='checkpoint to evaluate')
+    parser.add_argument(
+        'checkpoint',
+        nargs='?',
+        help='checkpoint to evaluate (for per_class_accuracy.png and '
+        'confusion_matrix.png); none with --curves-only')
+    parser.add_argument(
+        '--curves-only',
+        action='store_true',
+        help='write only the plots drawn from the logs of the run '
+        '(accuracy.png, alpha.png, loss.png): no checkpoint, no config')
     parser.add_argument(
         '--config',
         help='config of the run (default: the '
@@ -72,7 +99,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'fitting weights are loaded, the others keep their initial values. '
         'By default such a checkpoint is refused with the list of keys, as '
         'tools/test.py does')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.checkpoint is None and not args.curves_only:
+        parser.error('no checkpoint: pass a checkpoint of the run after the '
+                     'work dir (e.g. <work_dir>/epoch_200.pth) for all the '
+                     'plots, or --curves-only for only those drawn from the '
+                     'logs (accuracy.png, alpha.png, loss.png)')
+    if args.checkpoint is not None and args.curves_only:
+        parser.error(f'--curves-only plots from the logs alone and takes no '
+                     f'checkpoint (got {args.checkpoint!r}); leave out the '
+                     f'checkpoint or --curves-only')
+    return args
 
 
 def find_config(work_dir: str) -> str:
@@ -85,12 +122,11 @@ def find_config(work_dir: str) -> str:
     return found[0]
 
 
-def read_scalars(work_dir: str) -> List[Dict]:
-    """Training scalars of every run in ``work_dir``, in logging order.
+def read_records(work_dir: str) -> List[Dict]:
+    """Every scalar record of every run in ``work_dir``, in logging order.
 
     A resumed run writes a new timestamped folder; the records are
-    concatenated by folder name (the start time), keeping only the training
-    records (those with an ``iter`` step and a ``loss``).
+    concatenated by folder name (the start time), then by line.
     """
     records = []
     paths = sorted(
@@ -100,10 +136,96 @@ def read_scalars(work_dir: str) -> List[Dict]:
             for line in f:
                 line = line.strip()
                 if line:
-                    record = json.loads(line)
-                    if 'loss' in record and 'step' in record:
-                        records.append(record)
+                    records.append(json.loads(line))
     return records
+
+
+def is_training_record(record: Dict) -> bool:
+    """Whether a scalar record is a training one: with a ``step`` (the
+    iteration) and a ``loss``."""
+    return 'loss' in record and 'step' in record
+
+
+def read_scalars(work_dir: str) -> List[Dict]:
+    """Training scalars of every run in ``work_dir``, in logging order.
+
+    The records of :func:`read_records` that are training records
+    (:func:`is_training_record`).
+    """
+    return [r for r in read_records(work_dir) if is_training_record(r)]
+
+
+#: Keys of the top-1 accuracy in a validation record, the first present is
+#: taken: ``LongTailAccuracy``'s, then mmpretrain's ``Accuracy``'s.
+TOP1_KEYS = ('long_tail/top1', 'accuracy/top1')
+#: ``LongTailAccuracy``'s accuracies of the shot groups, drawn where logged
+#: (the metric leaves out a group without classes).
+GROUP_KEYS = {
+    'many': 'long_tail/many',
+    'medium': 'long_tail/medium',
+    'few': 'long_tail/few'
+}
+
+
+def accuracy_curve(records: List[Dict]) -> Dict[str, List[Tuple[int, float]]]:
+    """The ``(epoch, accuracy)`` points of the validations in ``records``.
+
+    A validation record is one with a ``step`` and a top-1 key
+    (:data:`TOP1_KEYS`); training by epoch, mmengine logs the number of
+    epochs trained as its ``step`` (``LoggerHook.after_val_epoch``,
+    ``log_metric_by_epoch=True``). Of the records of one epoch the last one
+    counts as a whole: with :func:`read_records`' order, a resumed run that
+    validates an epoch again replaces the earlier run's values.
+
+    Args:
+        records (list[dict]): Scalar records in logging order, as
+            :func:`read_records` gives them.
+
+    Returns:
+        dict[str, list[tuple[int, float]]]: ``top1`` and those of ``many``,
+        ``medium``, ``few`` that are logged, each a list of ``(epoch,
+        accuracy in percent)`` sorted by epoch; empty without validation
+        records.
+    """
+    latest: Dict[int, Dict] = {}
+    for record in records:
+        if 'step' in record and any(key in record for key in TOP1_KEYS):
+            latest[int(record['step'])] = record
+    curve: Dict[str, List[Tuple[int, float]]] = {}
+    for epoch in sorted(latest):
+        record = latest[epoch]
+        top1 = next(record[key] for key in TOP1_KEYS if key in record)
+        curve.setdefault('top1', []).append((epoch, float(top1)))
+        for name, key in GROUP_KEYS.items():
+            if key in record:
+                curve.setdefault(name, []).append((epoch, float(record[key])))
+    return curve
+
+
+def plot_accuracy(curve: Dict[str, List[Tuple[int, float]]],
+                  path: str) -> None:
+    """Draw :func:`accuracy_curve`'s points, accuracy (percent) against
+    epoch, one line each."""
+    styles = {
+        'top1': dict(label='top-1', color='black', linewidth=2, zorder=3),
+        'many': dict(label='many-shot', color='tab:blue'),
+        'medium': dict(label='medium-shot', color='tab:orange'),
+        'few': dict(label='few-shot', color='tab:red'),
+    }
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, points in curve.items():
+        epochs, values = zip(*points)
+        ax.plot(epochs, values, marker='.', **styles[name])
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('test accuracy (%)')
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title('Test accuracy over training')
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def predict(cfg: Config,
@@ -290,36 +412,50 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     The checkpoint is checked as ``tools/test.py`` checks it: an intact
     checkpoint file (:func:`~mmlt_hybrid.utils.check_checkpoint`) whose
-    weights fit the model of the config, unless ``--non-strict``.
+    weights fit the model of the config, unless ``--non-strict``. With
+    ``--curves-only`` only the plots of the logs are written.
     """
     args = parse_args(argv)
     if not osp.isdir(args.work_dir):
         raise FileNotFoundError(
             f'work dir {args.work_dir!r} is not a directory; expected the '
             'work dir of a training run (holding its config and logs)')
-    check_checkpoint(args.checkpoint, 'checkpoint')
-    cfg = Config.fromfile(args.config or find_config(args.work_dir))
     out_dir = args.out_dir or osp.join(args.work_dir, 'plots')
+    written: List[str] = []
+    if not args.curves_only:
+        check_checkpoint(args.checkpoint, 'checkpoint')
+        cfg = Config.fromfile(args.config or find_config(args.work_dir))
+        os.makedirs(out_dir, exist_ok=True)
+        counts = class_counts_of(DATASETS.build(cfg.train_dataloader.dataset))
+        pred, gt = predict(cfg, args.checkpoint, strict=not args.non_strict)
+        acc = LongTailAccuracy.calculate(pred, gt, counts)['per_class'].numpy()
+        classes = DATASETS.build(
+            cfg.test_dataloader.dataset).metainfo['classes']
+        written = [
+            osp.join(out_dir, name)
+            for name in ('per_class_accuracy.png', 'confusion_matrix.png')
+        ]
+        plot_per_class(acc, counts, classes, written[0])
+        plot_confusion_matrix(*confusion_matrix_by_frequency(pred, gt, counts),
+                              classes, written[1])
     os.makedirs(out_dir, exist_ok=True)
 
-    counts = class_counts_of(DATASETS.build(cfg.train_dataloader.dataset))
-    pred, gt = predict(cfg, args.checkpoint, strict=not args.non_strict)
-    acc = LongTailAccuracy.calculate(pred, gt, counts)['per_class'].numpy()
-    classes = DATASETS.build(cfg.test_dataloader.dataset).metainfo['classes']
-    written = [
-        osp.join(out_dir, name)
-        for name in ('per_class_accuracy.png', 'confusion_matrix.png')
-    ]
-    plot_per_class(acc, counts, classes, written[0])
-    plot_confusion_matrix(*confusion_matrix_by_frequency(pred, gt, counts),
-                          classes, written[1])
-
-    records = read_scalars(args.work_dir)
+    records = read_records(args.work_dir)
+    curve = accuracy_curve(records)
+    if curve:
+        path = osp.join(out_dir, 'accuracy.png')
+        plot_accuracy(curve, path)
+        written.append(path)
+    else:
+        print(f'the logs in {args.work_dir} (*/vis_data/scalars.json) hold no '
+              f'validation records (a step and one of {list(TOP1_KEYS)}); '
+              'skipped accuracy.png')
+    training = [r for r in records if is_training_record(r)]
     for name, keys, ylabel in (
         ('alpha.png', ['alpha'], 'alpha'),
         ('loss.png', ['loss', 'loss_feat', 'loss_cls'], 'loss'),
     ):
-        path = plot_curves(records, keys, ylabel, osp.join(out_dir, name))
+        path = plot_curves(training, keys, ylabel, osp.join(out_dir, name))
         if path is None:
             print(f'no {keys} scalars in {args.work_dir}; skipped {name}')
         else:

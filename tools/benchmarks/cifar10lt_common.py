@@ -26,9 +26,12 @@ mmengine are loaded.
 import argparse
 import copy
 import glob
+import json
 import os
 import os.path as osp
+import subprocess
 import time
+from datetime import datetime
 from typing import Dict, List, Optional, Sequence
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -60,6 +63,8 @@ FOLDER_DATA = 'configs/_base_/datasets/cifar10lt_folder.py'
 PER_SAMPLE_DATA = 'configs/_base_/datasets/cifar10lt_per_sample.py'
 DATA_PATHS = ('device', 'per-sample')
 DATA_FORMATS = ('png', 'webp')
+#: What a resumed run keeps from its first segment (:func:`prepare_resume`).
+KEPT = ('precision', 'memory_format')
 
 
 def method_name(value: str, allowed: Sequence[str] = tuple(METHODS)) -> str:
@@ -445,6 +450,140 @@ def describe_cfg(cfg) -> Dict[str, object]:
         precision=amp,
         train_workers=cfg.train_dataloader.num_workers,
         seed=cfg.randomness.seed)
+
+
+def code_commit() -> str:
+    """The commit of the code that runs (``+changes`` where files tracked
+    by git differ from it), or ``'unknown'`` outside a git checkout."""
+
+    def git(*args):
+        return subprocess.run(['git', '-C', REPO, *args],
+                              capture_output=True,
+                              text=True,
+                              check=True)
+
+    try:
+        commit = git('rev-parse', 'HEAD').stdout.strip()
+        dirty = git('status', '--porcelain', '--untracked-files=no').stdout
+    except (OSError, subprocess.CalledProcessError):
+        return 'unknown'
+    return commit + (' +changes' if dirty.strip() else '')
+
+
+def load_segments(row_dir: str) -> List[Dict[str, object]]:
+    """The segments recorded in ``<row_dir>/segments.json`` (none when it
+    does not exist)."""
+    path = osp.join(row_dir, 'segments.json')
+    if not osp.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f)['segments']
+
+
+def save_segments(row_dir: str, segments: List[Dict[str, object]]) -> None:
+    """Write ``<row_dir>/segments.json`` atomically."""
+    path = osp.join(row_dir, 'segments.json')
+    with open(path + '.tmp', 'w') as f:
+        json.dump(dict(segments=segments), f, indent=2)
+    os.replace(path + '.tmp', path)
+
+
+def segment_hook(row_dir: str, segments: List[Dict[str, object]],
+                 segment: Dict[str, object], meter):
+    """A hook that records this invocation's ``segment`` of the run in
+    ``<row_dir>/segments.json``: the epoch it starts from before training,
+    then after every epoch the epochs reached, the training time and images
+    (from the ``meter`` hook), and every test evaluation."""
+    from mmengine.hooks import Hook
+
+    class SegmentHook(Hook):
+        # after the meter (VERY_HIGH) has timed the epoch, before the
+        # checkpoint (VERY_LOW) is written
+        priority = 'LOW'
+
+        def _save(self, runner, epochs: int) -> None:
+            segment.update(
+                end_epoch=epochs,
+                train_s=meter.train_s,
+                iters=meter.iters,
+                images=meter.images,
+                updated=f'{datetime.now():%Y-%m-%d %H:%M:%S}')
+            save_segments(row_dir, segments)
+
+        def before_train(self, runner) -> None:
+            segment['start_epoch'] = runner.epoch
+            segments.append(segment)
+            self._save(runner, runner.epoch)
+
+        def after_train_epoch(self, runner) -> None:
+            self._save(runner, runner.epoch + 1)
+
+        def after_val_epoch(self, runner, metrics=None) -> None:
+            if metrics:
+                segment.setdefault('val', []).append(
+                    dict(epoch=runner.epoch, **metrics))
+                self._save(runner, runner.epoch)
+
+    return SegmentHook()
+
+
+def new_segment(cfg, **extra) -> Dict[str, object]:
+    """The record of one invocation of a run (a segment), before it
+    trains: the code's commit, the device, the precision and memory format
+    of ``cfg``, the start time and ``extra``."""
+    return dict(
+        commit=code_commit(),
+        device=device_name(),
+        precision=describe_cfg(cfg)['precision'],
+        memory_format=('channels_last'
+                       if cfg.data_preprocessor.get('channels_last') else
+                       'contiguous'),
+        started=f'{datetime.now():%Y-%m-%d %H:%M:%S}',
+        **extra)
+
+
+def prepare_resume(cfg,
+                   row_dir: str,
+                   resume: bool,
+                   segment: Dict[str, object],
+                   kept: Sequence[str] = KEPT) -> List[Dict[str, object]]:
+    """Point ``cfg`` at the run's latest checkpoint in ``row_dir`` where
+    ``resume`` asks for it; returns the segments recorded so far.
+
+    Args:
+        cfg (Config): The run's config; ``load_from`` and ``resume`` are set.
+        row_dir (str): The run's work dir.
+        resume (bool): Continue the run found there (``--resume``).
+        segment (dict): This invocation's segment (:func:`new_segment`).
+        kept (Sequence[str]): The keys of ``segment`` a run keeps from its
+            first segment.
+
+    Raises:
+        SystemExit: If the work dir has a run and ``resume`` is False, or
+            the run's first segment had another value of a ``kept`` key.
+    """
+    from mmlt_hybrid.utils import find_resume_checkpoint
+
+    segments = load_segments(row_dir)
+    checkpoint, note = find_resume_checkpoint(row_dir)
+    if not resume:
+        if segments or checkpoint:
+            raise SystemExit(
+                f'{row_dir} holds a run of this row (to epoch '
+                f'{segments[-1]["end_epoch"] if segments else "?"}); pass '
+                '--resume to continue it, or give another --work-dir')
+        return segments
+    print(note, flush=True)
+    for key in kept:
+        if segments and segments[0][key] != segment[key]:
+            raise SystemExit(
+                f'--resume: the run in {row_dir} trained with {key} '
+                f'{segments[0][key]!r}, this invocation would use '
+                f'{segment[key]!r}; a run keeps one {key} (the command '
+                'line and the config decide it), so resume with the '
+                'settings it started with or give another --work-dir')
+    cfg.load_from, cfg.resume = checkpoint, checkpoint is not None
+    return segments
 
 
 def train_meter():

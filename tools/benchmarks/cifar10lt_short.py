@@ -53,6 +53,16 @@ column of the table.
 steps); "setup (s)" that of building the training set (for the device path:
 decoding it into memory) and the optimiser.
 
+Runs survive interruption: each method checkpoints after every epoch into
+``<work-dir>/<method>/`` and, once tested, writes its row to
+``<work-dir>/<method>/result.json``. ``--resume`` continues the runs found
+there (exactly as an uninterrupted run, the settings unchanged: a resume
+with another schedule, precision or memory format is refused) and reads a
+finished method's row back instead of training it again; the time, steps
+and images of a resumed run add up its invocations (``segments.json``),
+and "resumes" counts them. Without ``--resume`` a method whose folder
+holds a run is refused.
+
 Examples::
 
     MMLT_DATA_ROOT=${MMLT_DATA_ROOT:-../shared/data}
@@ -66,6 +76,11 @@ Examples::
     python tools/benchmarks/cifar10lt_short.py \
         --data-root $MMLT_DATA_ROOT/cifar10lt_if100_webp --epochs 10 \
         --batch-size 128 --methods Hybrid-SC
+    # three seeds of each method, resumable: mean ± std over the seeds
+    python tools/benchmarks/cifar10lt_short.py \
+        --data-root $MMLT_DATA_ROOT/cifar10lt_if100_webp --epochs 20 \
+        --batch-size 128 --warmup-epochs 1 --methods CE Hybrid-SC \
+        --seed 0 1 2 --resume
     # a subset: the logit-adjusted rows
     python tools/benchmarks/cifar10lt_short.py \
         --data-root $MMLT_DATA_ROOT/cifar10 --epochs 20 --batch-size 128 \
@@ -73,13 +88,15 @@ Examples::
 """
 import argparse
 import json
+import math
 import os
 import os.path as osp
 from datetime import datetime
-from typing import Dict
+from typing import Dict, List
 
 from cifar10lt_common import (
     DATA_PATHS,
+    KEPT,
     METHODS,
     build_run_cfg,
     check_data_root,
@@ -89,8 +106,11 @@ from cifar10lt_common import (
     markdown_table,
     method_name,
     metric,
+    new_segment,
     non_negative_int,
     positive_int,
+    prepare_resume,
+    segment_hook,
     train_and_test,
 )
 
@@ -142,7 +162,15 @@ def parse_args() -> argparse.Namespace:
         '--amp',
         action='store_true',
         help='bf16 autocast on CPU (fp16 AMP on CUDA)')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--seed',
+        type=int,
+        nargs='+',
+        default=[0],
+        help='one or more seeds; with several, every method runs with each '
+        '(all methods of a seed, then the next seed) in '
+        '<work-dir>/seed<S>/<method>, and the table gives each accuracy '
+        'as mean ± standard deviation over the seeds')
     parser.add_argument(
         '--warmup-epochs',
         type=positive_int,
@@ -152,6 +180,12 @@ def parse_args() -> argparse.Namespace:
         'from 0.01 x lr per iteration); default: each '
         "config's own schedule, scaled to --epochs")
     parser.add_argument('--work-dir', default='work_dirs/cifar10lt_short')
+    parser.add_argument(
+        '--resume',
+        action='store_true',
+        help='continue the runs found in --work-dir (a method that '
+        'finished is read back, not trained again); without it a '
+        'method whose folder holds a run is refused')
     args = parser.parse_args()
     check_data_root(parser, args)
     if args.data_format == 'webp' and args.imbalance_factor is not None:
@@ -166,28 +200,64 @@ def parse_args() -> argparse.Namespace:
 
 
 def run_method(method: str, args: argparse.Namespace) -> Dict[str, object]:
-    """Train and test one method; returns its metrics and costs."""
+    """Train (or resume) and test one method; returns its metrics and costs
+    and writes them to ``<work-dir>/<method>/result.json``."""
     cfg = build_run_cfg(
         method,
         args,
         imbalance_factor=args.imbalance_factor,
         data_path=args.data_path,
         num_workers=args.num_workers)
+    run_dir = cfg.work_dir
+    done = osp.join(run_dir, 'result.json')
+    if args.resume and osp.exists(done):
+        with open(done) as f:
+            result = json.load(f)
+        print(
+            f'=== {method}: finished before ({done}), not trained again',
+            flush=True)
+        return result
+    # a checkpoint after every epoch, the latest kept: a resume loses at
+    # most one epoch
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', interval=1, max_keep_ckpts=1)
     settings = describe_cfg(cfg)
-    print(f'=== {method}: schedule {settings["schedule"]}', flush=True)
-    return dict(train_and_test(cfg), settings=settings)
+    segment = new_segment(cfg, settings=settings)
+    os.makedirs(run_dir, exist_ok=True)
+    segments = prepare_resume(
+        cfg, run_dir, args.resume, segment, kept=KEPT + ('settings', ))
+    print(
+        f'=== {method}: schedule {settings["schedule"]}; segment '
+        f'{len(segments) + 1}, code {segment["commit"]}',
+        flush=True)
+    result = train_and_test(
+        cfg,
+        hooks=lambda meter: [segment_hook(run_dir, segments, segment, meter)])
+    # the training of every segment (a resumed run: all its invocations)
+    train_s = sum(seg['train_s'] for seg in segments)
+    images = sum(seg['images'] for seg in segments)
+    result.update(
+        settings=settings,
+        train_s=train_s,
+        iters=sum(seg['iters'] for seg in segments),
+        images=images,
+        images_per_s=images / train_s if train_s else 0.,
+        resumes=len(segments) - 1,
+        commit=' / '.join(sorted({seg['commit']
+                                  for seg in segments})))
+    with open(done + '.tmp', 'w') as f:
+        json.dump(result, f, indent=2)
+    os.replace(done + '.tmp', done)
+    return result
 
 
-def main() -> None:
-    args = parse_args()
-    os.makedirs(args.work_dir, exist_ok=True)
-    results = {}
-    for method in dict.fromkeys(args.methods):
-        results[method] = run_method(method, args)
-
+def write_table(args: argparse.Namespace, results: Dict[str, dict]) -> None:
+    """Print the table of one seed's ``results`` and write it with them to
+    ``args.work_dir``/results.{md,json}."""
     header = [
         'method', 'top-1', 'mean class acc', 'many', 'medium', 'few', 'iters',
-        'images processed', 'train (s)', 'images/s', 'setup (s)', 'schedule'
+        'images processed', 'train (s)', 'images/s', 'setup (s)', 'schedule',
+        'resumes'
     ]
     rows = [[
         method,
@@ -202,19 +272,10 @@ def main() -> None:
         fmt(m['images_per_s'], '.1f'),
         fmt(m['setup_s'], '.1f'),
         m['settings']['schedule'],
+        str(m['resumes']),
     ] for method, m in results.items()]
     table = markdown_table(header, rows)
-    counts = next(iter(results.values()))['class_counts'] or []
-    data = ('the WebP copy as it is' if args.data_format == 'webp' else
-            f'PNG copy cut at IF {args.imbalance_factor or 100:g}')
-    info = (f'CIFAR-10-LT ({data}: {sum(counts)} training images, '
-            f'{max(counts, default=0)} ... {min(counts, default=0)} per '
-            f'class), ResNet-32, {args.epochs} epochs, batch '
-            f'{args.batch_size} per branch, data path {args.data_path}' +
-            (f' ({args.num_workers} workers)'
-             if args.data_path == 'per-sample' else '') +
-            f', amp={args.amp}, seed {args.seed}; {environment()}; '
-            f'{datetime.now():%Y-%m-%d %H:%M}')
+    info = describe_run(args, results, f'seed {args.seed}')
     print(info)
     print(table)
     with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
@@ -222,6 +283,102 @@ def main() -> None:
             dict(info=info, args=vars(args), results=results), f, indent=2)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
         f.write(info + '\n\n' + table + '\n')
+
+
+def describe_run(args: argparse.Namespace, results: Dict[str, dict],
+                 seeds: str) -> str:
+    """The header line of a table: data, recipe, ``seeds``, machine, date."""
+    counts = next(iter(results.values()))['class_counts'] or []
+    data = ('the WebP copy as it is' if args.data_format == 'webp' else
+            f'PNG copy cut at IF {args.imbalance_factor or 100:g}')
+    return (f'CIFAR-10-LT ({data}: {sum(counts)} training images, '
+            f'{max(counts, default=0)} ... {min(counts, default=0)} per '
+            f'class), ResNet-32, {args.epochs} epochs, batch '
+            f'{args.batch_size} per branch, data path {args.data_path}' +
+            (f' ({args.num_workers} workers)' if args.data_path == 'per-sample'
+             else '') + f', amp={args.amp}, {seeds}; {environment()}; '
+            f'{datetime.now():%Y-%m-%d %H:%M}')
+
+
+def mean_std(values: List[float]) -> str:
+    """``mean ± sample standard deviation`` (``-`` for no value, the mean
+    alone for one)."""
+    if not values:
+        return '-'
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f'{mean:.2f}'
+    var = sum((v - mean)**2 for v in values) / (len(values) - 1)
+    return f'{mean:.2f} ± {math.sqrt(var):.2f}'
+
+
+def write_seed_table(args: argparse.Namespace, seeds: List[int],
+                     by_seed: Dict[int, Dict[str, dict]]) -> None:
+    """Print and write (``args.work_dir``/results.{md,json}) the table over
+    the seeds: each accuracy as mean ± standard deviation, the cost as the
+    mean of the seeds."""
+    header = [
+        'method', 'seeds', 'top-1', 'mean class acc', 'many', 'medium', 'few',
+        'images processed', 'train (s)', 'images/s', 'schedule'
+    ]
+    rows = []
+    for method in by_seed[seeds[0]]:
+        runs = [by_seed[seed][method] for seed in seeds]
+
+        def values(key, runs=runs):
+            found = [metric(r, key) for r in runs]
+            return [v for v in found if v is not None]
+
+        rows.append([
+            method,
+            ' '.join(map(str, seeds)),
+            *(mean_std(values(key))
+              for key in ('top1', 'mean_class_acc', 'many', 'medium', 'few')),
+            str(runs[0]['images']),
+            fmt(sum(r['train_s'] for r in runs) / len(runs), '.1f'),
+            fmt(sum(r['images_per_s'] for r in runs) / len(runs), '.1f'),
+            runs[0]['settings']['schedule'],
+        ])
+    table = markdown_table(header, rows)
+    info = describe_run(
+        args, by_seed[seeds[0]],
+        f'seeds {" ".join(map(str, seeds))} (mean ± sample '
+        'standard deviation over them)')
+    print(info)
+    print(table)
+    with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
+        json.dump(
+            dict(
+                info=info,
+                args=vars(args),
+                results={
+                    str(s): r
+                    for s, r in by_seed.items()
+                }),
+            f,
+            indent=2)
+    with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
+        f.write(info + '\n\n' + table + '\n')
+
+
+def main() -> None:
+    args = parse_args()
+    os.makedirs(args.work_dir, exist_ok=True)
+    seeds = list(dict.fromkeys(args.seed))
+    by_seed = {}
+    for seed in seeds:  # every method of a seed, then the next seed
+        seed_args = argparse.Namespace(**vars(args))
+        seed_args.seed = seed
+        if len(seeds) > 1:
+            seed_args.work_dir = osp.join(args.work_dir, f'seed{seed}')
+            os.makedirs(seed_args.work_dir, exist_ok=True)
+        by_seed[seed] = {
+            method: run_method(method, seed_args)
+            for method in dict.fromkeys(args.methods)
+        }
+        write_table(seed_args, by_seed[seed])
+    if len(seeds) > 1:
+        write_seed_table(args, seeds, by_seed)
 
 
 if __name__ == '__main__':

@@ -65,23 +65,23 @@ import copy
 import json
 import os
 import os.path as osp
-import subprocess
 from datetime import datetime
 from typing import Dict, List
 
 from cifar10lt_common import (
     PAPER_METHODS,
-    REPO,
     build_run_cfg,
     check_data_root,
     describe_cfg,
-    device_name,
     environment,
     fmt,
     markdown_table,
     metric,
+    new_segment,
     paper_method_name,
     positive_int,
+    prepare_resume,
+    segment_hook,
     train_and_test,
 )
 
@@ -92,8 +92,6 @@ HEADER = [
     'published top-1', 'top-1 - published', 'recipe', 'device', 'resumes',
     'commit', 'finished'
 ]
-#: What a resumed run must keep from its first segment.
-KEPT = ('precision', 'memory_format')
 
 
 def parse_args() -> argparse.Namespace:
@@ -182,113 +180,6 @@ def recipe(row: Dict[str, object]) -> str:
             f"seed {s['seed']}, {row['data_format']}")
 
 
-def code_commit() -> str:
-    """The commit of the code that runs (``+changes`` where files tracked
-    by git differ from it), or ``'unknown'`` outside a git checkout."""
-
-    def git(*args):
-        return subprocess.run(['git', '-C', REPO, *args],
-                              capture_output=True,
-                              text=True,
-                              check=True)
-
-    try:
-        commit = git('rev-parse', 'HEAD').stdout.strip()
-        dirty = git('status', '--porcelain', '--untracked-files=no').stdout
-    except (OSError, subprocess.CalledProcessError):
-        return 'unknown'
-    return commit + (' +changes' if dirty.strip() else '')
-
-
-def load_segments(row_dir: str) -> List[Dict[str, object]]:
-    """The segments recorded in ``<row_dir>/segments.json`` (none when it
-    does not exist)."""
-    path = osp.join(row_dir, 'segments.json')
-    if not osp.exists(path):
-        return []
-    with open(path) as f:
-        return json.load(f)['segments']
-
-
-def save_segments(row_dir: str, segments: List[Dict[str, object]]) -> None:
-    """Write ``<row_dir>/segments.json`` atomically."""
-    path = osp.join(row_dir, 'segments.json')
-    with open(path + '.tmp', 'w') as f:
-        json.dump(dict(segments=segments), f, indent=2)
-    os.replace(path + '.tmp', path)
-
-
-def segment_hook(row_dir: str, segments: List[Dict[str, object]],
-                 segment: Dict[str, object], meter):
-    """A hook that records this invocation's ``segment`` of the run in
-    ``<row_dir>/segments.json``: the epoch it starts from before training,
-    then after every epoch the epochs reached, the training time and images
-    (from the ``meter`` hook), and every test evaluation."""
-    from mmengine.hooks import Hook
-
-    class SegmentHook(Hook):
-        # after the meter (VERY_HIGH) has timed the epoch, before the
-        # checkpoint (VERY_LOW) is written
-        priority = 'LOW'
-
-        def _save(self, runner, epochs: int) -> None:
-            segment.update(
-                end_epoch=epochs,
-                train_s=meter.train_s,
-                images=meter.images,
-                updated=f'{datetime.now():%Y-%m-%d %H:%M:%S}')
-            save_segments(row_dir, segments)
-
-        def before_train(self, runner) -> None:
-            segment['start_epoch'] = runner.epoch
-            segments.append(segment)
-            self._save(runner, runner.epoch)
-
-        def after_train_epoch(self, runner) -> None:
-            self._save(runner, runner.epoch + 1)
-
-        def after_val_epoch(self, runner, metrics=None) -> None:
-            if metrics:
-                segment.setdefault('val', []).append(
-                    dict(epoch=runner.epoch, **metrics))
-                self._save(runner, runner.epoch)
-
-    return SegmentHook()
-
-
-def prepare_resume(cfg, row_dir: str, resume: bool,
-                   segment: Dict[str, object]) -> List[Dict[str, object]]:
-    """Point ``cfg`` at the row's latest checkpoint where ``resume`` asks
-    for it; returns the segments recorded so far.
-
-    Raises:
-        SystemExit: If the row has a run and ``resume`` is False, or the
-            run's first segment used another precision or memory format.
-    """
-    from mmlt_hybrid.utils import find_resume_checkpoint
-
-    segments = load_segments(row_dir)
-    checkpoint, note = find_resume_checkpoint(row_dir)
-    if not resume:
-        if segments or checkpoint:
-            raise SystemExit(
-                f'{row_dir} holds a run of this row (to epoch '
-                f'{segments[-1]["end_epoch"] if segments else "?"}); pass '
-                '--resume to continue it, or give another --work-dir')
-        return segments
-    print(note, flush=True)
-    for key in KEPT:
-        if segments and segments[0][key] != segment[key]:
-            raise SystemExit(
-                f'--resume: the run in {row_dir} trained with {key} '
-                f'{segments[0][key]!r}, this invocation would use '
-                f'{segment[key]!r}; a run keeps one {key} (--amp and the '
-                'config decide it), so resume with the settings it started '
-                'with or give another --work-dir')
-    cfg.load_from, cfg.resume = checkpoint, checkpoint is not None
-    return segments
-
-
 def table_row(row: Dict[str, object]) -> List[str]:
     published = row['published_top1']
     top1 = row['top1']
@@ -342,15 +233,8 @@ def run_row(name: str, args: argparse.Namespace) -> Dict[str, object]:
     cfg.val_cfg = dict()
     cfg.train_cfg.val_interval = args.val_interval
     settings = describe_cfg(cfg)
-    settings['memory_format'] = ('channels_last'
-                                 if cfg.data_preprocessor.get('channels_last')
-                                 else 'contiguous')
-    segment = dict(
-        commit=code_commit(),
-        device=device_name(),
-        precision=settings['precision'],
-        memory_format=settings['memory_format'],
-        started=f'{datetime.now():%Y-%m-%d %H:%M:%S}')
+    segment = new_segment(cfg)
+    settings['memory_format'] = segment['memory_format']
     os.makedirs(row_dir, exist_ok=True)
     segments = prepare_resume(cfg, row_dir, args.resume, segment)
     described = recipe(dict(settings=settings, data_format=args.data_format))

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import NoReadBack
+from conftest import NoReadBack, tiny_hybrid_cfg
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import MMLogger
 from mmengine.optim import OptimWrapper
@@ -32,22 +32,7 @@ def quiet_init_log():
 
 
 def model_cfg(feat_head='SupConHead', **kwargs):
-    feat_heads = dict(
-        SupConHead=dict(type='SupConHead', in_channels=64, out_channels=16),
-        PSCHead=dict(
-            type='PSCHead',
-            num_classes=NUM_CLASSES,
-            in_channels=64,
-            out_channels=16))
-    cfg = dict(
-        type='HybridClassifier',
-        backbone=dict(type='CifarResNet', depth=8),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(
-            type='LinearClsHead', num_classes=NUM_CLASSES, in_channels=64),
-        feat_head=feat_heads[feat_head])
-    cfg.update(kwargs)
-    return cfg
+    return tiny_hybrid_cfg(NUM_CLASSES, feat_head, **kwargs)
 
 
 def build(feat_head='SupConHead', **kwargs):

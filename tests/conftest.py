@@ -7,11 +7,13 @@ something from a handful of steps.
 
 Tests on real data find it through :func:`real_data_root`.
 """
+import ast
+import functools
 import os
 import pickle
 import time
 from pathlib import Path
-from typing import Callable, List, Sequence
+from typing import Callable, List, Sequence, Set
 
 import numpy as np
 import pytest
@@ -107,18 +109,113 @@ def tiny_hybrid_cfg(num_classes: int,
     return cfg
 
 
-def pytest_collection_modifyitems(config, items) -> None:
-    """Keep the tests that share a module-scoped fixture in one xdist
-    group (``--dist loadgroup``: one worker builds it once); every other
-    test is scheduled on its own, so no big module runs alone at the end."""
-    for item in items:
-        fixtures = getattr(item, '_fixtureinfo', None)
-        if fixtures is None:
-            continue
-        if any(defs and defs[-1].scope == 'module'
-               for defs in fixtures.name2fixturedefs.values()):
-            item.add_marker(
-                pytest.mark.xdist_group(item.nodeid.split('::')[0]))
+def module_fixture_users(path: Path) -> Set[str]:
+    """The test functions of a test module that use (directly or through
+    other fixtures) a fixture of the module built once for the module
+    (``scope='module'``, not ``autouse``), read from its source.
+
+    Args:
+        path: The test module.
+
+    Returns:
+        set[str]: The names of those test functions.
+    """
+    tree = ast.parse(path.read_text())
+    functions = {
+        node.name: node
+        for node in tree.body if isinstance(node, ast.FunctionDef)
+    }
+
+    def fixture_scope(node: ast.FunctionDef):
+        for dec in node.decorator_list:
+            if ast.unparse(dec) == 'pytest.fixture':
+                return 'function'
+            if isinstance(dec, ast.Call) and ast.unparse(
+                    dec.func) == 'pytest.fixture':
+                options = {k.arg: ast.unparse(k.value) for k in dec.keywords}
+                if options.get('autouse') == 'True':
+                    return None
+                return options.get('scope', "'function'").strip('\'"')
+        return None
+
+    def uses(node: ast.FunctionDef) -> Set[str]:
+        return {a.arg for a in node.args.args} & set(functions)
+
+    shared = {
+        name
+        for name, node in functions.items() if fixture_scope(node) == 'module'
+    }
+    changed = True
+    while changed:  # fixtures built on those share them too
+        grown = shared | {
+            name
+            for name, node in functions.items()
+            if fixture_scope(node) and uses(node) & shared
+        }
+        changed, shared = grown != shared, grown
+    return {
+        name
+        for name, node in functions.items()
+        if name.startswith('test') and uses(node) & shared
+    }
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's scheduler for ``--dist load`` (its default): one test
+    a unit except the tests of a module that share a module-scoped fixture:
+    those are one unit (one worker builds the fixture once), the largest
+    units first. Another ``--dist`` gets xdist's own scheduler."""
+    if config.getvalue('dist') != 'load':
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+
+        @functools.lru_cache(maxsize=None)
+        def _shared(self, path: str) -> Set[str]:
+            file = Path(config.rootpath, path)
+            return module_fixture_users(file) if file.is_file() \
+                else set()
+
+        def _split_scope(self, nodeid: str) -> str:
+            path, _, name = nodeid.partition('::')
+            return path if name.split('[')[0] in self._shared(path) \
+                else nodeid
+
+    return SharedFixtureScheduling(config, log)
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _config_text_unformatted():
+    """Configs built in the test processes skip mmengine's yapf formatting
+    of their text (a runner formats its config four times, logging and
+    dumping it: about a second a runner here); the text stays the same valid
+    Python, unformatted. Tools run as processes format as usual."""
+    import mmengine.config.config as config_module
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(config_module, 'FormatCode', lambda text, **kwargs:
+                      (text, False))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _runner_instances_of_the_test_only():
+    """mmengine names a runner's logger, message hub and visualizer after
+    the config and the second it starts, and reuses an instance of that
+    name: a runner built in this process within the same second as one of
+    an earlier test would log through the earlier test's captured stdout
+    and log file, and write scalars into its work dir. The instances a
+    test created are dropped after it (the loggers' handlers closed)."""
+    from mmengine.logging import MessageHub, MMLogger
+    from mmengine.visualization import Visualizer
+    kinds = (MMLogger, MessageHub, Visualizer)
+    before = {kind: set(kind._instance_dict) for kind in kinds}
+    yield
+    for kind in kinds:
+        for name in set(kind._instance_dict) - before[kind]:
+            instance = kind._instance_dict.pop(name)
+            for handler in getattr(instance, 'handlers', []):
+                handler.close()
 
 
 @pytest.fixture(scope='session')

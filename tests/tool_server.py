@@ -12,7 +12,8 @@ What the child resets to look like a fresh interpreter: the environment
 (replaced by the request's), the working directory, ``sys.argv``,
 ``sys.path[0]`` (the script's folder), standard streams (stdin from
 /dev/null, stdout and stderr into the request's files), the random states
-(Python's and NumPy's from the OS, torch's to its fixed default) and its own
+(Python's, NumPy's and torch's drawn from the OS, as a fresh process draws
+them: the fork would otherwise repeat the server's) and its own
 process group (so the client can kill it with its workers). What it cannot
 reset, so the client runs such commands as real processes instead: settings
 read when the interpreter or a native library starts (``PYTHON*``,
@@ -26,9 +27,6 @@ import runpy
 import sys
 import threading
 import traceback
-
-#: torch's default seed of a fresh process (c10's default_rng_seed_val).
-TORCH_DEFAULT_SEED = 67280421310721
 
 
 def _preload() -> None:
@@ -60,7 +58,7 @@ def _run_child(request: dict) -> None:
         import numpy as np
         import torch
         np.random.seed()
-        torch.manual_seed(TORCH_DEFAULT_SEED)
+        torch.seed()
         script = request['argv'][1]
         sys.argv = [script] + request['argv'][2:]
         sys.path[0] = os.path.dirname(os.path.abspath(script))

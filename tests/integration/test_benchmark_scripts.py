@@ -40,7 +40,7 @@ LT_COUNTS = [20, 12, 8, 6, 4, 3, 3, 2, 2, 2]
 BATCH = 8
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')  # generated files, cheap
 def webp_folder(tmp_path_factory) -> Path:
     """A long-tailed folder like cifar10lt_if100_webp: lossless WebP files."""
     png = make_image_folder(
@@ -311,13 +311,18 @@ def checkpoint_counts(work_dir: Path) -> Dict[str, List[int]]:
     }
 
 
-@pytest.mark.parametrize('data_path,methods', [
-    ('per-sample', ['CE', 'Hybrid-SC', 'CE-CBS', 'Hybrid-PSC-LA']),
-    ('device', [
-        'Hybrid-PSC', 'LA-CE', 'CE-CBS', 'Hybrid-SC-LA', 'Hybrid-PSC-LA',
-        'Hybrid-SC-LA-const', 'Hybrid-SC-LA-view', 'Hybrid-BCL'
-    ]),
-])
+@pytest.mark.parametrize(
+    'data_path,methods',
+    [
+        ('per-sample', ['CE', 'Hybrid-SC', 'CE-CBS', 'Hybrid-PSC-LA']),
+        # two invocations of the device path: tests of a size that balances
+        # across the test processes
+        ('device', ['Hybrid-PSC', 'LA-CE', 'CE-CBS', 'Hybrid-SC-LA']),
+        ('device', [
+            'Hybrid-PSC-LA', 'Hybrid-SC-LA-const', 'Hybrid-SC-LA-view',
+            'Hybrid-BCL'
+        ]),
+    ])
 def test_short_benchmark_data_paths(tiny_folder, tmp_path, data_path, methods):
     # tiny_folder: 24 PNG images in each of 10 classes, cut here at IF 10.
     counts = exp_counts(24, 10)
@@ -440,7 +445,7 @@ def test_reproduce_refuses_a_foreign_results_file(webp_folder, tmp_path):
 SPEED = 'benchmarks/data_path_speed.py'
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')  # generated files, cheap
 def balanced_folder(tmp_path_factory) -> Path:
     """100 training images in each of 10 classes: cut at IF 100 as shipped
     (100 ... 1 per class)."""

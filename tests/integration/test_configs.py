@@ -116,7 +116,28 @@ def _load(name: str, tmp: Path) -> Config:
     return cfg
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(autouse=True, scope='module')
+def _synthetic_images_generated_once():
+    """The stand-in CIFAR images of each set generated once for the module
+    (CIFAR-100's 10,000 take about half a second), each dataset getting its
+    own copies of the pixels."""
+    from mmlt_hybrid.datasets import SyntheticImageDataset
+    generate = SyntheticImageDataset.load_data_list
+    cache = {}
+
+    def load_data_list(self):
+        key = (self.num_classes, self.images_per_class, self.image_size,
+               self.split, self.seed, self.noise_std)
+        if key not in cache:
+            cache[key] = generate(self)
+        return [dict(info, img=info['img'].copy()) for info in cache[key]]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SyntheticImageDataset, 'load_data_list', load_data_list)
+        yield
+
+
+@pytest.fixture(scope='session')  # generated files, cheap
 def data_tmp(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp('standin')
 

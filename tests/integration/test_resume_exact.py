@@ -61,7 +61,7 @@ CASES = {
 }
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')  # generated files, cheap
 def lt_folder(tmp_path_factory):
     return make_image_folder(
         tmp_path_factory.mktemp('resume_lt'), [24] * 10, test_per_class=2)

@@ -198,24 +198,49 @@ def _config_text_unformatted():
         yield
 
 
-@pytest.fixture(autouse=True)
-def _runner_instances_of_the_test_only():
+@pytest.fixture(autouse=True, scope='session')
+def _fresh_runner_instances():
     """mmengine names a runner's logger, message hub and visualizer after
     the config and the second it starts, and reuses an instance of that
-    name: a runner built in this process within the same second as one of
-    an earlier test would log through the earlier test's captured stdout
-    and log file, and write scalars into its work dir. The instances a
-    test created are dropped after it (the loggers' handlers closed)."""
+    name: a runner built in this process within the same second as an
+    earlier one (of this test, a fixture or an earlier test) would log
+    through the earlier one's stream and log file, and write scalars into
+    its work dir. Every runner built in the test process first drops the
+    instances created since the session started (the loggers' handlers
+    closed); so does the end of every test (:func:`_no_runner_instances`).
+
+    Yields:
+        callable: The function that drops them.
+    """
     from mmengine.logging import MessageHub, MMLogger
+    from mmengine.runner import Runner
     from mmengine.visualization import Visualizer
     kinds = (MMLogger, MessageHub, Visualizer)
-    before = {kind: set(kind._instance_dict) for kind in kinds}
+    baseline = {kind: set(kind._instance_dict) for kind in kinds}
+
+    def drop() -> None:
+        for kind in kinds:
+            for name in set(kind._instance_dict) - baseline[kind]:
+                instance = kind._instance_dict.pop(name)
+                for handler in getattr(instance, 'handlers', []):
+                    handler.close()
+
+    build = Runner.__init__
+
+    def fresh_instances(self, *args, **kwargs):
+        drop()
+        build(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Runner, '__init__', fresh_instances)
+        yield drop
+
+
+@pytest.fixture(autouse=True)
+def _no_runner_instances(_fresh_runner_instances):
+    """A test leaves no runner's logger, hub or visualizer behind."""
     yield
-    for kind in kinds:
-        for name in set(kind._instance_dict) - before[kind]:
-            instance = kind._instance_dict.pop(name)
-            for handler in getattr(instance, 'handlers', []):
-                handler.close()
+    _fresh_runner_instances()
 
 
 @pytest.fixture(scope='session')

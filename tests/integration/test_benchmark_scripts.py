@@ -7,6 +7,7 @@ against counts computed here from the generated folders.
 """
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Dict, List
 
@@ -129,7 +130,8 @@ def test_reproduce_resumes_an_interrupted_run(webp_folder, tmp_path,
     # the script imports its sibling module as `python SCRIPT` would
     monkeypatch.syspath_prepend(str(TOOLS / 'benchmarks'))
     module = load_tool(REPRODUCE)
-    train_and_test = module.train_and_test
+    shared = sys.modules['cifar10lt_common']  # as the script imported it
+    train_and_test = shared.train_and_test
 
     class Stop(Hook):
         priority = 'LOWEST'  # after the segment hook has recorded it
@@ -140,7 +142,7 @@ def test_reproduce_resumes_an_interrupted_run(webp_folder, tmp_path,
     def interrupted(cfg, hooks):
         return train_and_test(cfg, lambda meter: hooks(meter) + [Stop()])
 
-    monkeypatch.setattr(module, 'train_and_test', interrupted)
+    monkeypatch.setattr(shared, 'train_and_test', interrupted)
     monkeypatch.setattr('sys.argv',
                         [REPRODUCE, 'Hybrid-SC'] + [str(a) for a in common] +
                         ['--work-dir', str(resumed)])
@@ -206,7 +208,8 @@ def test_short_benchmark_resumes_an_interrupted_run(webp_folder, tmp_path,
 
     monkeypatch.syspath_prepend(str(TOOLS / 'benchmarks'))
     module = load_tool(SHORT)
-    train_and_test = module.train_and_test
+    shared = sys.modules['cifar10lt_common']  # as the script imported it
+    train_and_test = shared.train_and_test
 
     class Stop(Hook):
         priority = 'LOWEST'  # after the epoch's checkpoint
@@ -215,7 +218,7 @@ def test_short_benchmark_resumes_an_interrupted_run(webp_folder, tmp_path,
             raise KeyboardInterrupt
 
     monkeypatch.setattr(
-        module, 'train_and_test', lambda cfg, hooks: train_and_test(
+        shared, 'train_and_test', lambda cfg, hooks: train_and_test(
             cfg, lambda meter: hooks(meter) + [Stop()]))
     monkeypatch.setattr('sys.argv', [SHORT] + [str(a) for a in common] +
                         ['--work-dir', str(resumed)])

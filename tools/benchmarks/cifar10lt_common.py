@@ -586,6 +586,44 @@ def prepare_resume(cfg,
     return segments
 
 
+def train_segment(cfg,
+                  run_dir: str,
+                  resume: bool,
+                  segment: Dict[str, object],
+                  banner: str,
+                  kept: Sequence[str] = KEPT):
+    """Train (or resume) the run of ``cfg`` in ``run_dir`` as one more
+    segment, then test it.
+
+    Args:
+        cfg (Config): The run's config (:func:`build_cfg`).
+        run_dir (str): The run's work dir (``cfg.work_dir``).
+        resume (bool): Continue the run found there (:func:`prepare_resume`).
+        segment (dict): This invocation's segment (:func:`new_segment`).
+        banner (str): What the printed line says of the run.
+        kept (Sequence[str]): What a resumed run keeps from its first
+            segment.
+
+    Returns:
+        tuple[dict, list[dict]]: The test metrics and costs of
+        :func:`train_and_test` (this segment's costs) and every segment of
+        the run (this one last).
+
+    Raises:
+        SystemExit: As :func:`prepare_resume`.
+    """
+    os.makedirs(run_dir, exist_ok=True)
+    segments = prepare_resume(cfg, run_dir, resume, segment, kept)
+    print(
+        f'=== {banner}; segment {len(segments) + 1} on {segment["device"]}, '
+        f'code {segment["commit"]}',
+        flush=True)
+    result = train_and_test(
+        cfg,
+        hooks=lambda meter: [segment_hook(run_dir, segments, segment, meter)])
+    return result, segments
+
+
 def train_meter():
     """A hook that counts the images every training step processes and
     times the training epochs.

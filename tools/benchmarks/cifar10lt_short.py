@@ -109,9 +109,7 @@ from cifar10lt_common import (
     new_segment,
     non_negative_int,
     positive_int,
-    prepare_resume,
-    segment_hook,
-    train_and_test,
+    train_segment,
 )
 
 
@@ -223,16 +221,13 @@ def run_method(method: str, args: argparse.Namespace) -> Dict[str, object]:
         type='CheckpointHook', interval=1, max_keep_ckpts=1)
     settings = describe_cfg(cfg)
     segment = new_segment(cfg, settings=settings)
-    os.makedirs(run_dir, exist_ok=True)
-    segments = prepare_resume(
-        cfg, run_dir, args.resume, segment, kept=KEPT + ('settings', ))
-    print(
-        f'=== {method}: schedule {settings["schedule"]}; segment '
-        f'{len(segments) + 1}, code {segment["commit"]}',
-        flush=True)
-    result = train_and_test(
+    result, segments = train_segment(
         cfg,
-        hooks=lambda meter: [segment_hook(run_dir, segments, segment, meter)])
+        run_dir,
+        args.resume,
+        segment,
+        f'{method}: schedule {settings["schedule"]}',
+        kept=KEPT + ('settings', ))
     # the training of every segment (a resumed run: all its invocations)
     train_s = sum(seg['train_s'] for seg in segments)
     images = sum(seg['images'] for seg in segments)

@@ -80,9 +80,7 @@ from cifar10lt_common import (
     new_segment,
     paper_method_name,
     positive_int,
-    prepare_resume,
-    segment_hook,
-    train_and_test,
+    train_segment,
 )
 
 #: Top-1 (%) of ResNet-32 on CIFAR-10-LT IF 100 in the paper's table.
@@ -235,16 +233,9 @@ def run_row(name: str, args: argparse.Namespace) -> Dict[str, object]:
     settings = describe_cfg(cfg)
     segment = new_segment(cfg)
     settings['memory_format'] = segment['memory_format']
-    os.makedirs(row_dir, exist_ok=True)
-    segments = prepare_resume(cfg, row_dir, args.resume, segment)
     described = recipe(dict(settings=settings, data_format=args.data_format))
-    print(
-        f'=== {name}: {described}; segment {len(segments) + 1} on '
-        f'{segment["device"]}, code {segment["commit"]}',
-        flush=True)
-    result = train_and_test(
-        cfg,
-        hooks=lambda meter: [segment_hook(row_dir, segments, segment, meter)])
+    result, segments = train_segment(cfg, row_dir, args.resume, segment,
+                                     f'{name}: {described}')
     train_s = sum(seg['train_s'] for seg in segments)
     images = sum(seg['images'] for seg in segments)
     commits = sorted({seg['commit'] for seg in segments})

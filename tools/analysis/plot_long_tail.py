@@ -216,6 +216,10 @@ def plot_accuracy(curve: Dict[str, List[Tuple[int, float]]],
     for name, points in curve.items():
         epochs, values = zip(*points)
         ax.plot(epochs, values, marker='.', **styles[name])
+    # from the start of training to the last epoch validated
+    ax.set_xlim(
+        0,
+        max(epoch for points in curve.values() for epoch, _ in points) + 1)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel('epoch')
     ax.set_ylabel('test accuracy (%)')

@@ -123,12 +123,10 @@ class _ToolServer:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def can_run(self, args: List[str], env: Dict[str, str]) -> bool:
-        """Whether a forked child runs ``args`` as a fresh process would:
-        ``python script.py ...`` with no start-up setting changed."""
-        if len(args) < 2 or args[0] != sys.executable or \
-                not args[1].endswith('.py'):
-            return False
+    def keeps_start_up(self, env: Dict[str, str]) -> bool:
+        """Whether ``env`` has the server's value of every setting read at
+        start-up (:data:`STARTUP_ENV_PREFIXES`), so that a forked child
+        runs as a fresh process with ``env`` would."""
         keys = set(env) | set(self.env)
         return not any(
             key.startswith(STARTUP_ENV_PREFIXES)
@@ -207,11 +205,15 @@ def run(args: Sequence,
     global _server
     args = [str(a) for a in args]
     full_env = _tool_env(env)
-    if not fresh and os.environ.get(FRESH_PROCESSES_ENV) != '1':
+    python_script = len(args) > 1 and args[0] == sys.executable and \
+        args[1].endswith('.py')
+    fresh = fresh or not python_script or os.environ.get(
+        FRESH_PROCESSES_ENV) == '1'
+    if not fresh:  # the server starts at the first command it can run
         if _server is None or not _server.alive():
             _server = _ToolServer()
-        fresh = not _server.can_run(args, full_env)
-    if fresh or os.environ.get(FRESH_PROCESSES_ENV) == '1':
+        fresh = not _server.keeps_start_up(full_env)
+    if fresh:
         result = subprocess.run(
             args,
             cwd=REPO_ROOT,

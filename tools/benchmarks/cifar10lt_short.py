@@ -246,6 +246,19 @@ def run_method(method: str, args: argparse.Namespace) -> Dict[str, object]:
     return result
 
 
+def publish(args: argparse.Namespace, info: str, table: str,
+            results: Dict[str, dict]) -> None:
+    """Print a table under its header line ``info`` and write both, with
+    ``results``, to ``args.work_dir``/results.{md,json}."""
+    print(info)
+    print(table)
+    with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
+        json.dump(
+            dict(info=info, args=vars(args), results=results), f, indent=2)
+    with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
+        f.write(info + '\n\n' + table + '\n')
+
+
 def write_table(args: argparse.Namespace, results: Dict[str, dict]) -> None:
     """Print the table of one seed's ``results`` and write it with them to
     ``args.work_dir``/results.{md,json}."""
@@ -271,13 +284,7 @@ def write_table(args: argparse.Namespace, results: Dict[str, dict]) -> None:
     ] for method, m in results.items()]
     table = markdown_table(header, rows)
     info = describe_run(args, results, f'seed {args.seed}')
-    print(info)
-    print(table)
-    with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
-        json.dump(
-            dict(info=info, args=vars(args), results=results), f, indent=2)
-    with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
-        f.write(info + '\n\n' + table + '\n')
+    publish(args, info, table, results)
 
 
 def describe_run(args: argparse.Namespace, results: Dict[str, dict],
@@ -339,21 +346,7 @@ def write_seed_table(args: argparse.Namespace, seeds: List[int],
         args, by_seed[seeds[0]],
         f'seeds {" ".join(map(str, seeds))} (mean ± sample '
         'standard deviation over them)')
-    print(info)
-    print(table)
-    with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
-        json.dump(
-            dict(
-                info=info,
-                args=vars(args),
-                results={
-                    str(s): r
-                    for s, r in by_seed.items()
-                }),
-            f,
-            indent=2)
-    with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
-        f.write(info + '\n\n' + table + '\n')
+    publish(args, info, table, {str(s): r for s, r in by_seed.items()})
 
 
 def main() -> None:

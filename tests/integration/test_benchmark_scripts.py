@@ -168,7 +168,11 @@ def test_reproduce_resumes_an_interrupted_run(webp_folder, tmp_path,
     }
     assert rows['straight']['resumes'] == 0 and rows['resumed']['resumes'] == 1
     assert rows['resumed']['top1'] == rows['straight']['top1']
-    assert rows['resumed']['images'] == rows['straight']['images']
+    # the costs of both invocations added up
+    for key in ('images', 'iters'):
+        assert rows['resumed'][key] == rows['straight'][key], key
+    assert rows['resumed']['train_s'] == pytest.approx(
+        sum(s['train_s'] for s in rows['resumed']['segments']))
     segments = rows['resumed']['segments']
     assert [(s['start_epoch'], s['end_epoch']) for s in segments] == [(0, 1),
                                                                       (1, 2)]
@@ -251,6 +255,9 @@ def test_short_benchmark_resumes_an_interrupted_run(webp_folder, tmp_path,
     for result in results.values():  # two epochs of N images a step
         assert result['iters'] == 2 * math.ceil(n / BATCH)
         assert result['images'] == 2 * n
+        assert result['images_per_s'] == pytest.approx(result['images'] /
+                                                       result['train_s'])
+        assert 'samples' not in result  # one invocation's count, dropped
     assert read_table(resumed / 'results.md')[0]['resumes'] == '1'
 
     segments = (run_dir / 'segments.json').read_text()

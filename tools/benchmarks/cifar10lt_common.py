@@ -605,9 +605,10 @@ def train_segment(cfg,
             segment.
 
     Returns:
-        tuple[dict, list[dict]]: The test metrics and costs of
-        :func:`train_and_test` (this segment's costs) and every segment of
-        the run (this one last).
+        tuple[dict, list[dict]]: The test metrics of :func:`train_and_test`
+        with the costs of the whole run (:func:`run_totals`; ``setup_s``
+        is this invocation's), and every segment of the run (this one
+        last).
 
     Raises:
         SystemExit: As :func:`prepare_resume`.
@@ -621,7 +622,34 @@ def train_segment(cfg,
     result = train_and_test(
         cfg,
         hooks=lambda meter: [segment_hook(run_dir, segments, segment, meter)])
+    for key in ('samples', 'train_total_s'):  # this invocation's alone
+        result.pop(key)
+    result.update(run_totals(segments))
     return result, segments
+
+
+def run_totals(segments: Sequence[dict]) -> Dict[str, object]:
+    """What a run cost over all its segments (every invocation).
+
+    Args:
+        segments (Sequence[dict]): The run's segments (:func:`new_segment`,
+            filled in by :func:`segment_hook`).
+
+    Returns:
+        dict: ``train_s``, ``iters`` and ``images`` summed, ``images_per_s``
+        of the sums, ``resumes`` (segments after the first) and ``commit``
+        (the segments' commits, sorted, joined by `` / ``).
+    """
+    train_s = sum(seg['train_s'] for seg in segments)
+    images = sum(seg['images'] for seg in segments)
+    return dict(
+        train_s=train_s,
+        iters=sum(seg['iters'] for seg in segments),
+        images=images,
+        images_per_s=images / train_s if train_s else 0.,
+        resumes=len(segments) - 1,
+        commit=' / '.join(sorted({seg['commit']
+                                  for seg in segments})))
 
 
 def train_meter():

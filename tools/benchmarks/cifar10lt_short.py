@@ -221,25 +221,14 @@ def run_method(method: str, args: argparse.Namespace) -> Dict[str, object]:
         type='CheckpointHook', interval=1, max_keep_ckpts=1)
     settings = describe_cfg(cfg)
     segment = new_segment(cfg, settings=settings)
-    result, segments = train_segment(
+    result, _ = train_segment(
         cfg,
         run_dir,
         args.resume,
         segment,
         f'{method}: schedule {settings["schedule"]}',
         kept=KEPT + ('settings', ))
-    # the training of every segment (a resumed run: all its invocations)
-    train_s = sum(seg['train_s'] for seg in segments)
-    images = sum(seg['images'] for seg in segments)
-    result.update(
-        settings=settings,
-        train_s=train_s,
-        iters=sum(seg['iters'] for seg in segments),
-        images=images,
-        images_per_s=images / train_s if train_s else 0.,
-        resumes=len(segments) - 1,
-        commit=' / '.join(sorted({seg['commit']
-                                  for seg in segments})))
+    result.update(settings=settings)
     with open(done + '.tmp', 'w') as f:
         json.dump(result, f, indent=2)
     os.replace(done + '.tmp', done)

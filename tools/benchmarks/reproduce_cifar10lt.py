@@ -236,9 +236,6 @@ def run_row(name: str, args: argparse.Namespace) -> Dict[str, object]:
     described = recipe(dict(settings=settings, data_format=args.data_format))
     result, segments = train_segment(cfg, row_dir, args.resume, segment,
                                      f'{name}: {described}')
-    train_s = sum(seg['train_s'] for seg in segments)
-    images = sum(seg['images'] for seg in segments)
-    commits = sorted({seg['commit'] for seg in segments})
     return dict(
         row=name,
         top1=metric(result, 'top1'),
@@ -247,19 +244,19 @@ def run_row(name: str, args: argparse.Namespace) -> Dict[str, object]:
         few=metric(result, 'few'),
         mean_class_acc=metric(result, 'mean_class_acc'),
         published_top1=PUBLISHED[name],
-        train_s=train_s,
+        train_s=result['train_s'],
         setup_s=result['setup_s'],
         iters=result['iters'],
-        images=images,
-        images_per_s=images / train_s if train_s else 0.,
+        images=result['images'],
+        images_per_s=result['images_per_s'],
         class_counts=result['class_counts'],
         settings=settings,
         data_root=osp.abspath(args.data_root),
         data_format=args.data_format,
         device=' / '.join(sorted({seg['device']
                                   for seg in segments})),
-        resumes=len(segments) - 1,
-        commit=' / '.join(commits),
+        resumes=result['resumes'],
+        commit=result['commit'],
         segments=segments,
         finished=f'{datetime.now():%Y-%m-%d %H:%M}')
 

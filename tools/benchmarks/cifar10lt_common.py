@@ -605,9 +605,9 @@ def train_segment(cfg,
             segment.
 
     Returns:
-        tuple[dict, list[dict]]: The test metrics of :func:`train_and_test`
-        with the costs of the whole run (:func:`run_totals`; ``setup_s``
-        is this invocation's), and every segment of the run (this one
+        tuple[dict, list[dict]]: :func:`train_and_test`'s result (its
+        ``setup_s`` is this invocation's) with the costs of the whole run
+        (:func:`run_totals`), and every segment of the run (this one
         last).
 
     Raises:
@@ -622,8 +622,6 @@ def train_segment(cfg,
     result = train_and_test(
         cfg,
         hooks=lambda meter: [segment_hook(run_dir, segments, segment, meter)])
-    for key in ('samples', 'train_total_s'):  # this invocation's alone
-        result.pop(key)
     result.update(run_totals(segments))
     return result, segments
 
@@ -679,7 +677,7 @@ def train_meter():
         priority = 'VERY_HIGH'
 
         def __init__(self) -> None:
-            self.images = self.samples = self.iters = 0
+            self.images = self.iters = 0
             self.train_s = 0.0
             self.train_start: Optional[float] = None
             self._epoch_start = 0.0
@@ -707,7 +705,6 @@ def train_meter():
             made = getattr(model.data_preprocessor, 'num_views', None)
             if isinstance(inputs, dict):  # a pair batch: views + balanced
                 n = len(samples['uniform'])
-                self.samples += n
                 self.images += n * (made or len(inputs['views'])) + len(
                     samples['balanced'])
                 return
@@ -726,7 +723,6 @@ def train_meter():
                     getattr(model.data_preprocessor, 'classifier_view', False))
             else:
                 views = 1
-            self.samples += n
             self.images += n * views
 
     return TrainMeterHook()
@@ -741,12 +737,11 @@ def train_and_test(cfg, hooks=None) -> Dict[str, object]:
             returns more hooks to register (each with its ``priority``).
 
     Returns:
-        dict: The test metrics (``long_tail/top1``, ...), ``train_s`` (the
-        wall time of the training epochs), ``setup_s`` (building the
-        training set, e.g. decoding it into memory, and the optimiser),
-        ``iters``, ``samples`` (training samples drawn), ``images``
-        (training images processed, all views and branches), ``images_per_s``
-        (``images / train_s``) and ``class_counts`` of the training set.
+        dict: The test metrics (``long_tail/top1``, ...), ``setup_s``
+        (building the training set, e.g. decoding it into memory, and the
+        optimiser) and ``class_counts`` of the training set. The training's
+        time, steps and images are the meter's, recorded per segment by
+        :func:`segment_hook` and added up by :func:`run_totals`.
     """
     from mmengine.runner import Runner
 
@@ -760,18 +755,11 @@ def train_and_test(cfg, hooks=None) -> Dict[str, object]:
     make_checkpoints_atomic(runner)
     start = time.perf_counter()
     runner.train()
-    total_s = time.perf_counter() - start
     counts = getattr(runner.train_dataloader.dataset, 'class_counts', None)
     metrics = runner.test()
     return dict(
         metrics,
-        train_s=meter.train_s,
         setup_s=(meter.train_start or start) - start,
-        train_total_s=total_s,
-        iters=meter.iters,
-        samples=meter.samples,
-        images=meter.images,
-        images_per_s=meter.images / meter.train_s if meter.train_s else 0.,
         class_counts=list(counts) if counts is not None else None)
 
 

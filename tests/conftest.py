@@ -9,6 +9,7 @@ Tests on real data find it through :func:`real_data_root`.
 """
 import ast
 import functools
+import hashlib
 import os
 import pickle
 import time
@@ -42,6 +43,11 @@ def real_data_root() -> Path:
     set under it skip, naming the variable, when the data set is absent.
     """
     return Path(os.environ.get(DATA_ROOT_VAR, REPO_ROOT / '../shared/data'))
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file's bytes, in hex."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def make_image_folder(root: Path,

@@ -10,7 +10,6 @@ long-tailed training set from the same copy, as the reproduction runs do
 on generated data against an in-process evaluation written without the
 runner, the dataset or the evaluator.
 """
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -20,7 +19,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import DATA_ROOT_VAR, make_image_folder, real_data_root
+from conftest import (
+    DATA_ROOT_VAR,
+    make_image_folder,
+    real_data_root,
+    sha256_of,
+)
 from mmengine.config import Config
 from PIL import Image
 from tool_runner import REPO_ROOT, python_tool, run
@@ -51,10 +55,6 @@ def _models() -> List[dict]:
 def _top1(model: dict) -> float:
     (result, ) = model['Results']
     return float(result['Metrics']['Top 1 Accuracy'])
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _docs_zoo_rows() -> Dict[str, List[str]]:
@@ -117,7 +117,7 @@ def test_metafile_entries_are_complete():
         assert weights.is_file(), f'{model["Weights"]} is not committed'
         assert weights.parent == REPO_ROOT / 'checkpoints', model
         assert weights.name == (f'{config.stem}-'
-                                f'{_sha256(weights)[:8]}.pth'), model
+                                f'{sha256_of(weights)[:8]}.pth'), model
         assert 0 <= _top1(model) <= 100, model
 
 
@@ -137,8 +137,8 @@ def test_docs_table_matches_metafile():
         assert top1 == f'{_top1(model):.2f}', (config, cells)
         name = Path(model['Weights']).name
         assert weights == f'[{name}](../{model["Weights"]})', (config, cells)
-        assert sha256 == f'`{_sha256(REPO_ROOT / model["Weights"])}`', (config,
-                                                                        cells)
+        assert sha256 == f'`{sha256_of(REPO_ROOT / model["Weights"])}`', (
+            config, cells)
 
 
 def test_committed_weights_load_with_torchs_allowlist():

@@ -4,10 +4,10 @@ as a model zoo's weights-only file named after its sha256.
 One tiny epoch of the stock ResNet-18 config (tests/configs/
 tiny_resnet18_cifar10.py on the generated 10-class folder) is trained with
 tools/train.py; its ``epoch_1.pth`` is published, and the published file is
-compared with it: the hash computed here with hashlib, the tensors with
-``torch.equal``, and the accuracy ``tools/test.py`` reports for each.
+compared with it: the hash computed here with hashlib
+(``conftest.sha256_of``), the tensors with ``torch.equal``, and the accuracy
+``tools/test.py`` reports for each.
 """
-import hashlib
 import json
 import os
 import re
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import sha256_of
 from tool_runner import (
     TINY_CONFIG,
     load_tool,
@@ -57,10 +58,6 @@ def _publish(in_file, out_file, check=True):
     return run(python_tool(PUBLISH, in_file, out_file), check=check)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @pytest.fixture(scope='module')
 def published(trained, tmp_path_factory):
     """``epoch_1.pth`` published as ``<folder>/tiny.pth``: the tool's
@@ -89,14 +86,14 @@ def _files(folder: Path) -> dict:
     }
 
 
-def test_file_is_named_after_its_sha256(published):
+def test_file_is_named_after_itssha256_of(published):
     """One file ``tiny-<sha256[:8]>.pth``; the printed path and sha256 are
     those of its bytes."""
     folder = published['folder']
     files = list(folder.iterdir())
     assert len(files) == 1  # no temporary file left
     path = files[0]
-    sha256 = _sha256(path)
+    sha256 = sha256_of(path)
     assert path.name == f'tiny-{sha256[:8]}.pth'
     stdout = published['result'].stdout
     assert re.search(r'^sha256: ([0-9a-f]{64})$', stdout,

@@ -86,7 +86,7 @@ def _files(folder: Path) -> dict:
     }
 
 
-def test_file_is_named_after_itssha256_of(published):
+def test_file_is_named_after_its_sha256(published):
     """One file ``tiny-<sha256[:8]>.pth``; the printed path and sha256 are
     those of its bytes."""
     folder = published['folder']
